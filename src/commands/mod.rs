@@ -1,0 +1,33 @@
+//! One file per subcommand; `dispatch` picks one.
+
+mod docs;
+mod ps;
+mod reap;
+pub mod run;
+mod spawn;
+mod stats;
+mod stop;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Sub};
+use crate::exit_code::ExitCode;
+
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let global = cli.global;
+    match cli.sub {
+        None if cli.command.is_empty() => {
+            anyhow::bail!("no command given: use `ocwrap [OPTIONS] -- CMD [ARGS...]` (see --help)")
+        }
+        None => run::run(&global, cli.supervise, cli.command),
+        Some(Sub::Run(a)) => run::run(&global, a.supervise, a.command),
+        Some(Sub::Spawn(a)) => spawn::spawn(&global, a),
+        Some(Sub::Ps(a)) => ps::ps(&global, a),
+        Some(Sub::Stop(a)) => stop::stop(&global, a),
+        Some(Sub::Reap(a)) => reap::reap(&global, a),
+        Some(Sub::Stats(a)) => stats::stats(&global, a),
+        Some(Sub::Completions { shell }) => docs::completions(shell),
+        Some(Sub::Man) => docs::man(),
+    }
+}
+pub use run::child_code;

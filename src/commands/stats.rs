@@ -1,0 +1,33 @@
+//! `ocwrap stats`: the cumulative teardown counters.
+
+use anyhow::Result;
+
+use crate::cli::{GlobalArgs, StatsArgs};
+use crate::exit_code::ExitCode;
+use crate::registry::Registry;
+use crate::report::{Counters, load_counters};
+
+pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
+    crate::sys::default_sigpipe();
+    let c = match Registry::open(global.state_dir.as_deref(), false)? {
+        Some(reg) => load_counters(&reg.dir),
+        None => Counters::default(),
+    };
+    if args.json {
+        let mut v = serde_json::to_value(&c)?;
+        v["average_ms"] = c.average_ms().into();
+        println!("{v}");
+    } else {
+        println!("teardowns        {}", c.teardowns);
+        println!("  clean          {}", c.clean);
+        println!("  failed         {}", c.failed);
+        println!("average time     {}", crate::teardown::fmt_ms(c.average_ms()));
+        println!("max time         {}", crate::teardown::fmt_ms(c.max_ms));
+        println!("grace timeouts   {}", c.grace_timeouts);
+        println!("re-sweeps        {}", c.resweeps);
+        println!("orphans found    {}", c.orphans_found);
+        println!("ended by signal  {}", c.processes_ended);
+        println!("killed           {}", c.processes_killed);
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,248 @@
+//! Reading processes from `/proc`: one scan of `/proc/*/stat` gives the
+//! parent links of every process, from which the descendant tree is built.
+//!
+//! Nothing read here is trusted for signalling on its own: a PID can be
+//! recycled between the read and the signal, so callers open a pidfd and
+//! then [`verify`] that the process behind it still has the start time we
+//! read (the start time, field 22 of `stat`, never changes for a process and
+//! two processes with the same PID cannot share it).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+
+use crate::sys::Pid;
+
+/// The fields of `/proc/PID/stat` ocwrap uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub pid: Pid,
+    pub comm: String,
+    pub state: char,
+    pub ppid: Pid,
+    pub pgrp: Pid,
+    pub session: Pid,
+    /// Clock ticks after boot at which the process started.
+    pub start_time: u64,
+    /// Resident set size in pages.
+    pub rss_pages: u64,
+}
+
+impl Stat {
+    /// A zombie or dead entry: nothing to signal, but it still links its
+    /// children to the tree until it is reaped.
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, 'T' | 't')
+    }
+}
+
+/// Parses one `/proc/PID/stat` line. The command name sits between the first
+/// `(` and the *last* `)`, and may itself hold spaces, parentheses and
+/// newlines, so everything after it is split from the last `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    if close < open {
+        return None;
+    }
+    let pid: Pid = text[..open].trim().parse().ok()?;
+    let comm = text[open + 1..close].to_string();
+    let mut rest = text[close + 1..].split_ascii_whitespace();
+    // Fields from 3 (state) on; field n is at index n - 3.
+    let state = rest.next()?.chars().next()?;
+    let fields: Vec<&str> = rest.take(22).collect();
+    let num = |n: usize| -> Option<u64> { fields.get(n - 4)?.parse().ok() };
+    let signed = |n: usize| -> Option<Pid> { fields.get(n - 4)?.parse().ok() };
+    Some(Stat {
+        pid,
+        comm,
+        state,
+        ppid: signed(4)?,
+        pgrp: signed(5)?,
+        session: signed(6)?,
+        start_time: num(22)?,
+        rss_pages: num(24)?,
+    })
+}
+
+/// Reads and parses `/proc/PID/stat`; None when the process is gone.
+pub fn read_stat(pid: Pid) -> Option<Stat> {
+    let mut buf = [0u8; 2048];
+    let mut f = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut len = 0;
+    loop {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len == buf.len() {
+                    break;
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+    let s = parse_stat(&String::from_utf8_lossy(&buf[..len]))?;
+    (s.pid == pid).then_some(s)
+}
+
+/// Whether `pid` is still the process that started at `start_time`.
+pub fn verify(pid: Pid, start_time: u64) -> bool {
+    read_stat(pid).is_some_and(|s| s.start_time == start_time && !s.is_zombie())
+}
+
+/// The real and effective uid of a process (from `/proc/PID/status`).
+pub fn read_uids(pid: Pid) -> Option<(u32, u32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_uids(&text)
+}
+
+pub fn parse_uids(status: &str) -> Option<(u32, u32)> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    let mut it = line[4..].split_ascii_whitespace();
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// The command line of a process, arguments joined by spaces ("" for a
+/// kernel thread or a process that is gone).
+pub fn read_cmdline(pid: Pid) -> String {
+    match fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(bytes) => {
+            let trimmed = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
+            String::from_utf8_lossy(trimmed).replace('\0', " ")
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Whether the environment of `pid` holds exactly `entry` (`NAME=value`).
+pub fn environ_has(pid: Pid, entry: &str) -> bool {
+    match fs::read(format!("/proc/{pid}/environ")) {
+        Ok(bytes) => bytes.split(|&b| b == 0).any(|e| e == entry.as_bytes()),
+        Err(_) => false,
+    }
+}
+
+/// Boot time in seconds since the epoch (`btime` of `/proc/stat`), to turn
+/// start times into wall-clock times.
+pub fn boot_time() -> Option<u64> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+}
+
+/// Clock ticks since boot, now (from `/proc/uptime`).
+pub fn uptime_ticks() -> Option<u64> {
+    let text = fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+    Some((secs * crate::sys::clock_ticks() as f64) as u64)
+}
+
+/// One pass over `/proc`: every process and its parent.
+pub struct Snapshot {
+    pub procs: HashMap<Pid, Stat>,
+}
+
+impl Snapshot {
+    pub fn scan() -> Snapshot {
+        let mut procs = HashMap::new();
+        if let Ok(dir) = fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name.to_str().and_then(|n| n.parse::<Pid>().ok()) else {
+                    continue;
+                };
+                if let Some(stat) = read_stat(pid) {
+                    procs.insert(pid, stat);
+                }
+            }
+        }
+        Snapshot { procs }
+    }
+
+    /// parent -> children, built once per snapshot.
+    pub fn children_map(&self) -> HashMap<Pid, Vec<Pid>> {
+        let mut map: HashMap<Pid, Vec<Pid>> = HashMap::with_capacity(self.procs.len());
+        for s in self.procs.values() {
+            map.entry(s.ppid).or_default().push(s.pid);
+        }
+        map
+    }
+
+    /// Every process below `roots` (not the roots themselves), zombies
+    /// included, in breadth-first order (parents before their children).
+    pub fn descendants(&self, roots: &[Pid]) -> Vec<Pid> {
+        let children = self.children_map();
+        let mut out = Vec::new();
+        let mut queue: std::collections::VecDeque<Pid> = roots.iter().copied().collect();
+        let mut seen: std::collections::HashSet<Pid> = roots.iter().copied().collect();
+        while let Some(p) = queue.pop_front() {
+            if let Some(kids) = children.get(&p) {
+                for &k in kids {
+                    // pid 0's "children" (init, kthreadd) are not a tree to walk.
+                    if k != p && seen.insert(k) {
+                        out.push(k);
+                        queue.push_back(k);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn get(&self, pid: Pid) -> Option<&Stat> {
+        self.procs.get(&pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LINE: &str = "1234 (my (weird) proc) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000000 250 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0";
+
+    #[test]
+    fn parses_stat_with_parentheses_in_comm() {
+        let s = parse_stat(LINE).unwrap();
+        assert_eq!(s.pid, 1234);
+        assert_eq!(s.comm, "my (weird) proc");
+        assert_eq!(s.state, 'S');
+        assert_eq!((s.ppid, s.pgrp, s.session), (1, 1234, 1234));
+        assert_eq!(s.start_time, 98765);
+        assert_eq!(s.rss_pages, 250);
+    }
+
+    #[test]
+    fn parses_comm_with_newline_and_closing_paren() {
+        let line = LINE.replace("my (weird) proc", "a) S 9 9\n(b");
+        let s = parse_stat(&line).unwrap();
+        assert_eq!(s.comm, "a) S 9 9\n(b");
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.start_time, 98765);
+    }
+
+    #[test]
+    fn rejects_truncated_stat() {
+        assert!(parse_stat("12 (x) S 1 2").is_none());
+        assert!(parse_stat("").is_none());
+        assert!(parse_stat("x (y) S").is_none());
+    }
+
+    #[test]
+    fn reads_own_stat() {
+        let me = crate::sys::getpid();
+        let s = read_stat(me).unwrap();
+        assert_eq!(s.pid, me);
+        assert!(verify(me, s.start_time));
+        assert!(!verify(me, s.start_time + 1));
+    }
+
+    #[test]
+    fn parses_uid_line() {
+        assert_eq!(parse_uids("Name:\tx\nUid:\t1000\t1001\t1000\t1000\n"), Some((1000, 1001)));
+        assert_eq!(parse_uids("Name:\tx\n"), None);
+    }
+}
