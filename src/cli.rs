@@ -35,7 +35,6 @@ the stop signal, then SIGKILL after the grace, and verifies that nothing is left
 `ocwrap spawn` starts `opencode serve` for a folder as a tracked workspace; `ps`, `stop` \
 and `reap` list, stop and clean up workspaces and the orphans a crash left behind.",
     after_help = after_help(),
-    args_conflicts_with_subcommands = true,
     max_term_width = 100
 )]
 pub struct Cli {

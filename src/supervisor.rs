@@ -18,7 +18,7 @@
 
 use std::os::fd::RawFd;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -76,6 +76,8 @@ pub struct Supervisor {
     child_exit: Option<Exit>,
     took_terminal: bool,
     orphans: u64,
+    /// CMD's stdout, when the command asked for a pipe (`spawn`).
+    stdout: Option<std::fs::File>,
 }
 
 impl Supervisor {
@@ -112,7 +114,9 @@ impl Supervisor {
             }
             _ => SpawnError::CannotExecute(format!("{program}: cannot execute: {e}")),
         })?;
+        let mut child = child;
         let pid = child.id() as Pid;
+        let stdout = child.stdout.take().map(|o| std::fs::File::from(std::os::fd::OwnedFd::from(o)));
         // We reap with waitpid(-1); the std handle is not needed (dropping it
         // neither waits nor kills).
         drop(child);
@@ -126,11 +130,15 @@ impl Supervisor {
             &format!("started {program} as {pid}"),
             json!({"child_pid": pid, "command": program}),
         );
-        Ok(Supervisor { opts, sigfd, epoll, child: pid, child_exit: None, took_terminal: take_terminal, orphans: 0 })
+        Ok(Supervisor { opts, sigfd, epoll, child: pid, child_exit: None, took_terminal: take_terminal, orphans: 0, stdout })
     }
 
     pub fn child_pid(&self) -> Pid {
         self.child
+    }
+
+    pub fn take_stdout(&mut self) -> Option<std::fs::File> {
+        self.stdout.take()
     }
 
     fn child_alive(&self) -> bool {
@@ -335,9 +343,4 @@ pub fn describe_exit(how: Exit) -> String {
         Exit::Code(c) => format!("exited with status {c}"),
         Exit::Signal(s) => format!("was killed by {}", signal::name(s)),
     }
-}
-
-/// A readiness timeout or similar: now plus `d`.
-pub fn deadline_after(d: Duration) -> Instant {
-    Instant::now() + d
 }

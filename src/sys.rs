@@ -275,6 +275,15 @@ pub struct ChildSetup {
     pub parent: Pid,
 }
 
+/// `struct sigaction` as the kernel's rt_sigaction takes it (x86-64/arm64).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
 /// Arranges for the command's child to start in a new process group, with a
 /// clean signal mask, default dispositions and a parent-death signal.
 pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
@@ -298,9 +307,12 @@ pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
             }
             // Default dispositions for everything ocwrap or its own parent
             // may have ignored (nohup, a shell's SIGINT for background jobs).
-            for sig in 1..libc::SIGRTMIN() {
+            // The raw syscall, because glibc refuses signals 32 and 33 (its
+            // own), which a parent may still have left ignored.
+            let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+            for sig in 1..=64 {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
+                    libc::syscall(libc::SYS_rt_sigaction, sig, &dfl, std::ptr::null_mut::<KernelSigaction>(), 8usize);
                 }
             }
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());

@@ -548,3 +548,35 @@ pub fn run_foreign(roots: &[Stat], trigger: String, grace: Duration, kill_timeou
     }
     td.finish_all(&epoll)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(survivors: Vec<Survivor>) -> Summary {
+        Summary {
+            trigger: "CMD exited with status 0".into(),
+            duration_ms: 1500,
+            ended_on_stop_signal: 3,
+            killed: 1,
+            survivors,
+            sweeps: 2,
+            grace_timeout_hit: true,
+            escalated: false,
+            processes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn summary_line_names_counts_and_survivors() {
+        let clean = summary(Vec::new());
+        assert!(clean.clean());
+        assert_eq!(
+            clean.line(),
+            "teardown (CMD exited with status 0) done in 1.5s: 3 ended on the stop signal, 1 killed, 0 survivors"
+        );
+        let dirty = summary(vec![Survivor { pid: 42, command: "x".into() }, Survivor { pid: 7, command: "y".into() }]);
+        assert!(!dirty.clean());
+        assert!(dirty.line().ends_with("2 survivors (42, 7)"), "{}", dirty.line());
+    }
+}

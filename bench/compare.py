@@ -1,0 +1,913 @@
+#!/usr/bin/env python3
+"""Compare ocwrap with tini, dumb-init and catatonit: start-up, memory, idle
+wake-ups, teardown latency, zombie reaping, and `reap`/`ps` scan cost.
+
+    python3 bench/compare.py            # builds nothing; uses target/release/ocwrap
+
+One run prints a Markdown table (paste it into BENCHMARKS.md) and the issue's
+targets as PASS/MISS lines. Python 3.11 standard library only; a small C
+helper (process trees, orphan bursts, spawn timing) is compiled with gcc into
+a temporary directory, because forking 5000 sleepers from a shell or from
+Python takes longer than what we measure.
+
+# Theory of operation
+
+- Every process a case starts carries a unique environment variable
+  `BENCH_MARK=ocbench-<run>-<case>`. "Gone" is decided by pidfds (a pidfd
+  becomes readable when its process has exited), never by sleeping and
+  looking; survivors are found by scanning `/proc/*/environ` for the mark.
+- The benchmark makes itself a child subreaper, so that anything an anchor
+  lets escape (dumb-init is not a subreaper) is re-parented to us and not to
+  the machine's PID 1; we reap it.
+- Cleanup, on any exit (normal, exception, SIGINT/SIGTERM/SIGHUP): every
+  process we started is SIGKILLed through its pidfd, then `/proc` is scanned
+  for this run's mark and each hit is killed by PID, after checking its mark
+  again through a pidfd. Nothing is ever killed by name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import ctypes
+import json
+import os
+import platform
+import resource
+import secrets
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MARK_VAR = "BENCH_MARK"
+RUN_ID = secrets.token_hex(4)
+RUN_PREFIX = f"ocbench-{RUN_ID}-"
+PR_SET_CHILD_SUBREAPER = 36
+
+HELPER_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void die(const char *what) { perror(what); exit(2); }
+
+/* Write atomically: the benchmark polls for the file and must never see half of it. */
+static void publish(const char *path, const char *text) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die("fopen");
+    fputs(text, f);
+    if (fclose(f)) die("fclose");
+    if (rename(tmp, path)) die("rename");
+}
+
+static char *pid_list(pid_t *pids, int n) {
+    char *buf = malloc((size_t)n * 12 + 1), *p = buf;
+    for (int i = 0; i < n; i++) p += sprintf(p, "%d\n", pids[i]);
+    *p = 0;
+    return buf;
+}
+
+/* tree group|setsid N READY SLEEP: start N `sleep 1000`, either as our own
+ * children (in our process group) or as double-forked daemons in their own
+ * sessions (re-parented to the nearest subreaper); write their PIDs to READY;
+ * then wait to be killed. */
+static int tree(char **argv) {
+    int daemon = strcmp(argv[2], "setsid") == 0;
+    int n = atoi(argv[3]);
+    char *sleep_argv[] = {argv[5], "1000", NULL};
+    pid_t *pids = calloc(n, sizeof *pids), *mids = calloc(n, sizeof *mids);
+    int rp[2];
+    if (daemon && pipe(rp)) die("pipe");
+    for (int i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) die("fork");
+        if (p == 0) {
+            if (!daemon) { execv(argv[5], sleep_argv); _exit(127); }
+            pid_t g = fork();
+            if (g == 0) {
+                close(rp[0]); close(rp[1]);
+                setsid();
+                execv(argv[5], sleep_argv);
+                _exit(127);
+            }
+            if (write(rp[1], &g, sizeof g) != sizeof g) _exit(1);
+            _exit(g < 0);
+        }
+        if (daemon) mids[i] = p; else pids[i] = p;
+    }
+    if (daemon) {
+        /* The pipe holds 64 KiB, so N <= 16000 PIDs never block a writer. */
+        for (int i = 0; i < n; i++) {
+            if (read(rp[0], &pids[i], sizeof(pid_t)) != sizeof(pid_t)) die("read");
+            waitpid(mids[i], NULL, 0);
+        }
+    }
+    publish(argv[4], pid_list(pids, n));
+    if (daemon) for (;;) pause();
+    while (wait(NULL) >= 0 || errno == EINTR) {}
+    for (;;) pause();
+}
+
+/* orphans N RESULT: fork N children; each forks a grandchild and exits, so
+ * the grandchildren are re-parented to the nearest subreaper (the wrapper,
+ * if it is one). They block on a pipe; closing it makes all N exit at once,
+ * and we time until every one of them has been reaped (kill(pid, 0) gives
+ * ESRCH only once the zombie is gone). */
+static int orphans(char **argv) {
+    int n = atoi(argv[2]);
+    pid_t *kids = calloc(n, sizeof *kids), *gk = calloc(n, sizeof *gk);
+    int go[2], rp[2];
+    if (pipe(go) || pipe(rp)) die("pipe");
+    for (int i = 0; i < n; i++) {
+        pid_t p = fork();
+        if (p < 0) die("fork");
+        if (p == 0) {
+            close(rp[0]);
+            pid_t g = fork();
+            if (g == 0) {
+                char c;
+                close(rp[1]); close(go[1]);
+                while (read(go[0], &c, 1) < 0 && errno == EINTR) {}
+                _exit(0);
+            }
+            if (write(rp[1], &g, sizeof g) != sizeof g) _exit(1);
+            _exit(g < 0);
+        }
+        kids[i] = p;
+    }
+    close(rp[1]);
+    close(go[0]);
+    for (int i = 0; i < n; i++) {
+        if (read(rp[0], &gk[i], sizeof(pid_t)) != sizeof(pid_t)) die("read");
+        waitpid(kids[i], NULL, 0);
+    }
+    /* Are the grandchildren now the wrapper's? (field 4 of /proc/PID/stat) */
+    int adopted = 0;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", gk[0]);
+    FILE *f = fopen(path, "r");
+    if (f && fgets(buf, sizeof buf, f)) {
+        char *q = strrchr(buf, ')');
+        int ppid = 0;
+        if (q && sscanf(q + 2, "%*c %d", &ppid) == 1) adopted = ppid == getppid();
+    }
+    if (f) fclose(f);
+    long long t0 = now_ns();
+    close(go[1]);
+    int left = n;
+    long long deadline = t0 + 30000000000LL;
+    if (adopted) {
+        while (left > 0 && now_ns() < deadline) {
+            int j = 0;
+            for (int i = 0; i < left; i++)
+                if (!(kill(gk[i], 0) < 0 && errno == ESRCH)) gk[j++] = gk[i];
+            left = j;
+            if (left) usleep(100);
+        }
+    }
+    long long t1 = now_ns();
+    char out[128];
+    snprintf(out, sizeof out, "adopted=%d reap_ns=%lld left=%d\n", adopted, t1 - t0, adopted ? left : -1);
+    publish(argv[3], out);
+    return 0;
+}
+
+/* spawnbench RUNS OUT CMD...: posix_spawn CMD RUNS times (stdio on
+ * /dev/null), wait for it, write each wall time in ns to OUT. */
+static int spawnbench(char **argv) {
+    int runs = atoi(argv[2]), failed = 0;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    long long *ns = calloc(runs, sizeof *ns);
+    for (int r = 0; r < runs; r++) {
+        pid_t pid;
+        int st;
+        long long t0 = now_ns();
+        if (posix_spawn(&pid, argv[4], &fa, NULL, argv + 4, environ)) die("posix_spawn");
+        while (waitpid(pid, &st, 0) < 0) if (errno != EINTR) die("waitpid");
+        ns[r] = now_ns() - t0;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) failed++;
+    }
+    FILE *f = fopen(argv[3], "w");
+    if (!f) die("fopen");
+    for (int r = 0; r < runs; r++) fprintf(f, "%lld\n", ns[r]);
+    fclose(f);
+    printf("%d\n", failed);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 6 && !strcmp(argv[1], "tree")) return tree(argv);
+    if (argc == 4 && !strcmp(argv[1], "orphans")) return orphans(argv);
+    if (argc >= 5 && !strcmp(argv[1], "spawnbench")) return spawnbench(argv);
+    fprintf(stderr, "usage: helper tree|orphans|spawnbench ...\n");
+    return 2;
+}
+"""
+
+
+# ---------------------------------------------------------------- processes
+
+
+class Registry:
+    """Every process this run started, held by pidfd, for the final cleanup."""
+
+    def __init__(self) -> None:
+        self.pidfds: dict[int, int] = {}  # pid -> pidfd
+        self.statuses: dict[int, int] = {}  # pid -> raw wait status
+
+    def hold(self, pid: int) -> int | None:
+        if pid in self.pidfds:
+            return self.pidfds[pid]
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        self.pidfds[pid] = fd
+        return fd
+
+    def release(self, pid: int) -> None:
+        fd = self.pidfds.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def reap(self) -> None:
+        """Reap our children: wrappers, and whatever escaped to us as subreaper."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.statuses[pid] = status
+
+    def kill_all(self) -> None:
+        for pid in list(self.pidfds):
+            try:
+                signal.pidfd_send_signal(self.pidfds[pid], signal.SIGKILL)
+            except (ProcessLookupError, OSError):
+                pass
+        wait_pidfds(list(self.pidfds.values()), 5.0)
+        for pid in list(self.pidfds):
+            self.release(pid)
+
+
+REG = Registry()
+
+
+def spawn(argv: list[str], mark: str, stderr_path: str | None = None, extra_env: dict | None = None) -> int:
+    """Start argv in its own process group with the mark in its environment."""
+    env = dict(os.environ)
+    env[MARK_VAR] = mark
+    env.update(extra_env or {})
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, stderr_path or "/dev/null", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+    ]
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=actions, setpgroup=0)
+    REG.hold(pid)
+    return pid
+
+
+def wait_pidfds(fds: list[int], timeout: float) -> list[int]:
+    """Waits until every pidfd is readable (its process exited); returns those that are not."""
+    pending = set(fds)
+    if not pending:
+        return []
+    ep = select.epoll()
+    for fd in pending:
+        ep.register(fd, select.EPOLLIN)
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for fd, _ in ep.poll(left):
+            ep.unregister(fd)
+            pending.discard(fd)
+    ep.close()
+    return sorted(pending)
+
+
+def read_environ(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return b"\0" + f.read()
+    except OSError:
+        return b""
+
+
+def scan_marked(prefix: str) -> set[int]:
+    """PIDs of live processes whose BENCH_MARK starts with prefix (zombies have no environ)."""
+    needle = f"\0{MARK_VAR}={prefix}".encode()
+    me = os.getpid()
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me and needle in read_environ(int(name)):
+            found.add(int(name))
+    return found
+
+
+def kill_marked(prefix: str) -> int:
+    """SIGKILLs every process carrying the mark prefix, by PID, re-checked through a pidfd."""
+    needle = f"\0{MARK_VAR}={prefix}".encode()
+    killed = []
+    for pid in scan_marked(prefix):
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        # The PID may have been reused between the scan and pidfd_open: the
+        # pidfd now pins the process, so check the mark once more through it.
+        if needle in read_environ(pid):
+            try:
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.append(fd)
+            except ProcessLookupError:
+                os.close(fd)
+        else:
+            os.close(fd)
+    wait_pidfds(killed, 5.0)
+    for fd in killed:
+        os.close(fd)
+    REG.reap()
+    return len(killed)
+
+
+def cleanup() -> None:
+    REG.kill_all()
+    kill_marked(RUN_PREFIX)
+    REG.reap()
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def ctxt_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches summed over every thread."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            st = proc_status(int(tid)) if False else _task_status(pid, tid)
+        except OSError:
+            continue
+        total += int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+    return total
+
+
+def _task_status(pid: int, tid: str) -> dict[str, str]:
+    out = {}
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def wait_until(cond, timeout: float, what: str, interval: float = 0.005):
+    """Polls a condition the kernel cannot notify us about (a file appearing, an exec)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------- wrappers
+
+
+@dataclass
+class Wrapper:
+    name: str
+    prefix: list[str]  # argv before CMD; empty for the baseline
+    version: str = ""
+    subreaper: bool = True
+    results: dict = field(default_factory=dict)
+
+    def argv(self, cmd: list[str]) -> list[str]:
+        return self.prefix + cmd
+
+
+def ensure_anchors(install: bool) -> None:
+    missing = [p for p, b in (("tini", "tini"), ("dumb-init", "dumb-init"), ("catatonit", "catatonit")) if not shutil.which(b)]
+    if not missing or not install:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print(f"note: {', '.join(missing)} missing and cannot apt-get install", file=sys.stderr)
+        return
+    print(f"installing {' '.join(missing)} with apt-get ...", file=sys.stderr)
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env, **quiet).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, **quiet)
+        for pkg in missing:  # catatonit is optional: install one by one
+            subprocess.run(["apt-get", "install", "-y", "-qq", pkg], env=env, **quiet)
+
+
+def version_of(argv: list[str]) -> str:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+    except OSError:
+        return "?"
+    return (p.stdout.strip() or p.stderr.strip()).splitlines()[0] if (p.stdout or p.stderr) else "?"
+
+
+def wrappers(ocwrap: str, grace: str) -> list[Wrapper]:
+    ws = [Wrapper("ocwrap", [ocwrap, "-q", "--grace", grace, "--"], version_of([ocwrap, "--version"]))]
+    if shutil.which("tini"):
+        ws.append(Wrapper("tini -s -g", [shutil.which("tini"), "-s", "-g", "--"], version_of(["tini", "--version"])))
+    if shutil.which("dumb-init"):
+        ws.append(Wrapper("dumb-init", [shutil.which("dumb-init"), "--"], version_of(["dumb-init", "-V"]), subreaper=False))
+    if shutil.which("catatonit"):
+        ws.append(Wrapper("catatonit -g", [shutil.which("catatonit"), "-g", "--"], version_of(["catatonit", "-V"])))
+    return ws
+
+
+# ---------------------------------------------------------------- measurements
+
+
+class Bench:
+    def __init__(self, args, tmp: Path, helper: str) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.helper = helper
+        self.sleep = shutil.which("sleep")
+        self.true = shutil.which("true")
+        self.seq = 0
+
+    def mark(self, what: str) -> str:
+        self.seq += 1
+        return f"{RUN_PREFIX}{self.seq}-{what.replace(' ', '')}"
+
+    def spawnbench(self, argv: list[str], runs: int, env: dict | None = None) -> tuple[list[float], int]:
+        out = self.tmp / f"spawn-{self.seq}.txt"
+        self.seq += 1
+        p = subprocess.run([self.helper, "spawnbench", str(runs), str(out), *argv],
+                           capture_output=True, text=True, env={**os.environ, **(env or {})})
+        if p.returncode != 0:
+            raise RuntimeError(f"spawnbench failed: {p.stderr.strip()}")
+        samples = [int(x) / 1e6 for x in out.read_text().split()]
+        return samples, int(p.stdout.strip() or 0)
+
+    # -- start-up
+
+    def startup(self, ws: list[Wrapper], base: Wrapper) -> None:
+        runs, rounds = self.args.runs, 4
+        per = max(1, runs // rounds)
+        samples: dict[str, list[float]] = {w.name: [] for w in [base, *ws]}
+        failed: dict[str, int] = {w.name: 0 for w in [base, *ws]}
+        for _ in range(rounds):  # interleaved, so that drift hits everyone alike
+            for w in [base, *ws]:
+                s, f = self.spawnbench(w.argv([self.true]), per)
+                samples[w.name] += s
+                failed[w.name] += f
+        for w in [base, *ws]:
+            w.results["startup_ms"] = statistics.median(samples[w.name])
+            w.results["startup_failed"] = failed[w.name]
+        s, _ = self.spawnbench([ws[0].prefix[0], "--version"], per)
+        ws[0].results["version_ms"] = statistics.median(s)
+
+    # -- memory and idle wake-ups, all wrappers side by side in one window
+
+    def idle(self, ws: list[Wrapper]) -> None:
+        running = []
+        for w in ws:
+            mark = self.mark(f"idle-{w.name}")
+            pid = spawn(w.argv([self.sleep, "1000"]), mark)
+            running.append((w, pid, mark))
+        for w, pid, mark in running:
+            wait_until(lambda: any(comm(p) == "sleep" for p in scan_marked(mark) - {pid}), 10, f"{w.name}'s sleep")
+        time.sleep(0.2)  # let each wrapper get back to its wait after the child's exec
+        before = {pid: ctxt_switches(pid) for _, pid, _ in running}
+        time.sleep(self.args.idle)
+        for w, pid, _ in running:
+            st = proc_status(pid)
+            w.results["hwm_kb"] = int(st["VmHWM"].split()[0])
+            w.results["rss_kb"] = int(st["VmRSS"].split()[0])
+            w.results["wakeups"] = ctxt_switches(pid) - before[pid]
+        for w, pid, mark in running:
+            signal.pidfd_send_signal(REG.pidfds[pid], signal.SIGTERM)
+        wait_pidfds([REG.pidfds[pid] for _, pid, _ in running], 20)
+        for w, pid, mark in running:
+            REG.release(pid)
+            kill_marked(mark)
+        REG.reap()
+
+    # -- teardown of a tree of N sleepers
+
+    def teardown(self, w: Wrapper | None, mode: str, n: int) -> dict:
+        name = w.name if w else "direct"
+        mark = self.mark(f"td-{name}-{mode}-{n}")
+        ready = self.tmp / f"ready-{mark}"
+        cmd = [self.helper, "tree", mode, str(n), str(ready), self.sleep]
+        log = self.tmp / f"stderr-{mark}"
+        wpid = spawn(w.argv(cmd) if w else cmd, mark, str(log))
+        wfd = REG.pidfds[wpid]
+
+        def is_ready():
+            if ready.exists():
+                return True
+            if wait_pidfds([wfd], 0) == []:
+                raise RuntimeError(f"{name} exited while starting the tree: {log.read_text()[-500:]}")
+            return False
+
+        wait_until(is_ready, 120, f"{name}: {n} sleepers")
+        sleepers = [int(x) for x in ready.read_text().split()]
+        # Started means exec'd: comm is "sleep" for every one of them.
+        wait_until(lambda: all(comm(p) == "sleep" for p in sleepers), 30, "sleepers to exec")
+        members = scan_marked(mark) - {wpid}
+        missing = set(sleepers) - members
+        if missing:
+            raise RuntimeError(f"{len(missing)} sleepers not found by mark")
+        fds = {}
+        for pid in members:
+            fd = REG.hold(pid)
+            if fd is not None:
+                fds[fd] = pid
+        ep = select.epoll()
+        for fd in [wfd, *fds]:
+            ep.register(fd, select.EPOLLIN)
+        pending = set(fds)
+
+        t0 = time.perf_counter()
+        if w:
+            signal.pidfd_send_signal(wfd, signal.SIGTERM)
+        else:
+            # The floor: the benchmark itself signals the group, and each
+            # daemon by pidfd (what a supervisor has to do at least).
+            os.killpg(wpid, signal.SIGTERM)
+            if mode == "setsid":
+                for fd in fds:
+                    try:
+                        signal.pidfd_send_signal(fd, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+        wrapper_exit = last_gone = None
+        hard = t0 + self.args.teardown_timeout
+        while True:
+            now = time.perf_counter()
+            end = hard if wrapper_exit is None else min(hard, wrapper_exit + self.args.settle)
+            if (wrapper_exit is not None and not pending) or now >= end:
+                break
+            for fd, _ in ep.poll(end - now):
+                now = time.perf_counter()
+                ep.unregister(fd)
+                if fd == wfd:
+                    wrapper_exit = now
+                else:
+                    pending.discard(fd)
+                    last_gone = now
+        ep.close()
+        REG.reap()
+        survivors = len(scan_marked(mark) - {wpid})
+        if wrapper_exit is None:
+            wrapper_exit = time.perf_counter()
+            result = {"ms": None, "left": survivors, "note": "wrapper did not exit"}
+        elif pending or survivors:
+            result = {"ms": (wrapper_exit - t0) * 1e3, "left": max(survivors, len(pending))}
+        else:
+            result = {"ms": (max(wrapper_exit, last_gone or wrapper_exit) - t0) * 1e3, "left": 0}
+        # Clean up what the wrapper left behind, by PID.
+        for fd in list(fds):
+            REG.release(fds[fd])
+        REG.release(wpid)
+        kill_marked(mark)
+        REG.reap()
+        return result
+
+    def teardowns(self, ws: list[Wrapper]) -> dict:
+        out: dict = {}
+        for mode in ("group", "setsid"):
+            for n in self.args.sizes:
+                reps = 1 if n >= 5000 else self.args.reps
+                for w in [None, *ws]:
+                    name = w.name if w else "direct"
+                    runs = [self.teardown(w, mode, n) for _ in range(reps)]
+                    ok = [r["ms"] for r in runs if r["ms"] is not None]
+                    out[(name, mode, n)] = {
+                        "ms": statistics.median(ok) if ok else None,
+                        "left": max(r["left"] for r in runs),
+                        "runs": [r["ms"] for r in runs],
+                    }
+                    print(f"  teardown {mode:6} N={n:<5} {name:13} {fmt_td(out[(name, mode, n)])}", file=sys.stderr)
+        return out
+
+    # -- reaping a burst of orphaned zombies
+
+    def reap_burst(self, w: Wrapper, n: int) -> dict:
+        mark = self.mark(f"reap-{w.name}-{n}")
+        result = self.tmp / f"reap-{mark}"
+        pid = spawn(w.argv([self.helper, "orphans", str(n), str(result)]), mark)
+        left = wait_pidfds([REG.pidfds[pid]], 90)
+        REG.release(pid)
+        kill_marked(mark)
+        REG.reap()
+        if left or not result.exists():
+            return {"ms": None, "note": "timed out"}
+        kv = dict(x.split("=") for x in result.read_text().split())
+        if kv["adopted"] != "1":
+            return {"ms": None, "note": "not a subreaper"}
+        if int(kv["left"]) > 0:
+            return {"ms": None, "note": f"{kv['left']} never reaped"}
+        return {"ms": int(kv["reap_ns"]) / 1e6}
+
+    # -- ocwrap reap --dry-run / ps with many unrelated processes
+
+    def scans(self, ocwrap: str, n: int) -> dict:
+        mark = self.mark(f"scan-{n}")
+        ready = self.tmp / f"ready-{mark}"
+        pid = spawn([self.helper, "tree", "group", str(n), str(ready), self.sleep], mark)
+        wait_until(ready.exists, 60, f"{n} unrelated sleepers")
+        procs = sum(1 for x in os.listdir("/proc") if x.isdigit())
+        state = self.tmp / "state"
+        state.mkdir(exist_ok=True)
+        env = {"OCWRAP_STATE_DIR": str(state)}
+        out = {"processes": procs}
+        for key, argv in (("reap_dry_run", [ocwrap, "reap", "--dry-run"]), ("ps", [ocwrap, "ps"])):
+            # `--help` works as soon as clap knows the subcommand; only a real
+            # run tells whether it is implemented.
+            probe = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=30)
+            if probe.returncode != 0:
+                msg = (probe.stderr.strip().splitlines() or ["?"])[-1]
+                out[key] = {"ms": None, "note": f"n/a (exit {probe.returncode}: {msg})"}
+                continue
+            s, failed = self.spawnbench(argv, self.args.scan_runs, env)
+            out[key] = {"ms": statistics.median(s), "max_ms": max(s), "failed": failed}
+        signal.pidfd_send_signal(REG.pidfds[pid], signal.SIGKILL)
+        REG.release(pid)
+        kill_marked(mark)
+        REG.reap()
+        return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "n/a"
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    if ms < 1000:
+        return f"{ms:.1f} ms"
+    return f"{ms / 1000:.2f} s"
+
+
+def fmt_td(r: dict) -> str:
+    if r["ms"] is None:
+        return "n/a"
+    if r["left"]:
+        return f"{fmt_ms(r['ms'])}, {r['left']} left"
+    return fmt_ms(r["ms"])
+
+
+def machine(ws: list[Wrapper]) -> list[str]:
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev = "?"
+    lines = [
+        f"- CPU: {os.cpu_count()} × {model} (nproc {len(os.sched_getaffinity(0))}), {mem} MiB RAM",
+        f"- kernel: {platform.release()} ({platform.machine()}), Python {platform.python_version()}",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}, repo at {rev or '?'}",
+    ]
+    for w in ws:
+        lines.append(f"- {w.name}: {w.version}")
+    return lines
+
+
+def report(ws, base, td, reaps, scans, args) -> tuple[str, list[str]]:
+    cols = [base, *ws]
+    head = "| | " + " | ".join("bare /bin/true" if c is base else c.name for c in cols) + " |"
+    rows = [head, "|---|" + "---:|" * len(cols)]
+
+    def row(label, cells):
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    tini = next((w for w in ws if w.name.startswith("tini")), None)
+    row(f"start-up `W -- /bin/true` (median of {args.runs})", [fmt_ms(c.results.get("startup_ms")) for c in cols])
+    if tini:
+        t = tini.results["startup_ms"]
+        row("  ratio to tini", [f"{c.results['startup_ms'] / t:.2f}×" for c in cols])
+    row("peak RSS (VmHWM) supervising `sleep`", ["—"] + [f"{w.results['hwm_kb'] / 1024:.2f} MB" for w in ws])
+    row(f"context switches in {args.idle:g} s idle", ["—"] + [str(w.results["wakeups"]) for w in ws])
+    for mode in ("group", "setsid"):
+        for n in args.sizes:
+            label = f"teardown, {n} sleepers {'in the group' if mode == 'group' else 'as setsid daemons'}"
+            row(label, [fmt_td(td[("direct" if c is base else c.name, mode, n)]) for c in cols])
+    for n in args.sizes:
+        row(f"reap a burst of {n} orphaned zombies",
+            ["—"] + [fmt_ms(reaps[(w.name, n)]["ms"]) if reaps[(w.name, n)]["ms"] is not None
+                     else f"n/a ({reaps[(w.name, n)]['note']})" for w in ws])
+    for key, label in (("reap_dry_run", "`ocwrap reap --dry-run`"), ("ps", "`ocwrap ps`")):
+        r = scans[key]
+        cell = fmt_ms(r["ms"]) if r["ms"] is not None else r["note"]
+        row(f"{label}, {scans['processes']} processes on the machine", ["—", cell] + ["—"] * (len(ws) - 1))
+    table = "\n".join(rows)
+    notes = [
+        "bare /bin/true column: start-up without a wrapper; for teardown, the benchmark itself "
+        "signals the process group (and each daemon by pidfd): the floor.",
+        f"`ocwrap --version` alone: {fmt_ms(ws[0].results['version_ms'])} (binary load + clap, no supervision).",
+        "teardown: SIGTERM to the wrapper until the wrapper has exited and every marked process is gone; "
+        "\"K left\": the wrapper exited but K processes of the tree survived (time is the wrapper's exit; "
+        "the survivors were then killed by PID).",
+    ]
+    return table, notes
+
+
+def targets(ws, td, scans, args) -> list[str]:
+    oc = ws[0]
+    anchors = [w for w in ws[1:]]
+    out = []
+
+    def line(ok, text):
+        out.append(f"- {'PASS' if ok else 'MISS'}: {text}")
+
+    tini = next((w for w in ws if w.name.startswith("tini")), None)
+    if tini:
+        r = oc.results["startup_ms"] / tini.results["startup_ms"]
+        line(r <= 1.1, f"start-up ≤ 1.1× tini: {fmt_ms(oc.results['startup_ms'])} vs "
+                       f"{fmt_ms(tini.results['startup_ms'])} = {r:.2f}×")
+    line(oc.results["wakeups"] == 0, f"idle wake-ups 0 in {args.idle:g} s: {oc.results['wakeups']}")
+    mb = oc.results["hwm_kb"] / 1024
+    line(mb <= 1.5, f"peak RSS ≤ 1.5 MB: {mb:.2f} MB = {mb / 1.5:.2f}× the target")
+    for n in args.sizes:
+        mine = td[(oc.name, "group", n)]["ms"]
+        clean = [td[(a.name, "group", n)]["ms"] for a in anchors
+                 if td[(a.name, "group", n)]["ms"] is not None and not td[(a.name, "group", n)]["left"]]
+        if mine is not None and clean:
+            best = min(clean)
+            line(mine <= best, f"teardown ≤ best anchor, group, N={n}: {fmt_ms(mine)} vs {fmt_ms(best)} = {mine / best:.2f}×")
+    for n in args.sizes:
+        g, s = td[(oc.name, "group", n)]["ms"], td[(oc.name, "setsid", n)]["ms"]
+        if g is not None and s is not None:
+            left = td[(oc.name, "setsid", n)]["left"]
+            line(s <= 1.5 * g and not left,
+                 f"setsid ≤ 1.5× own group case, N={n}: {fmt_ms(s)} vs {fmt_ms(g)} = {s / g:.2f}×"
+                 + (f", {left} left" if left else ""))
+    sizes = sorted(args.sizes)
+    if len(sizes) >= 2:
+        lo, hi = sizes[-2], sizes[-1]
+        for mode in ("group", "setsid"):
+            a, b = td[(oc.name, mode, lo)]["ms"], td[(oc.name, mode, hi)]["ms"]
+            if a and b:
+                r = b / a
+                # With a fixed cost per teardown a linear cost gives a ratio
+                # below N_hi/N_lo; allow 20 % noise above it.
+                line(r <= 1.2 * hi / lo, f"teardown linear in N ({mode}): t({hi})/t({lo}) = {r:.2f} "
+                                         f"(≤ {hi / lo:.0f} if linear; {b / hi * 1e3:.0f} µs per process at N={hi})")
+    for key, label in (("reap_dry_run", "reap --dry-run"), ("ps", "ps")):
+        r = scans[key]
+        if r["ms"] is None:
+            out.append(f"- n/a: {label} ≤ 20 ms with {scans['processes']} processes: {r['note']}")
+        else:
+            line(r["ms"] <= 20, f"{label} ≤ 20 ms with {scans['processes']} processes: {fmt_ms(r['ms'])} = {r['ms'] / 20:.2f}× the target")
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ocwrap", default=str(REPO / "target/release/ocwrap"), help="ocwrap binary")
+    ap.add_argument("--runs", type=int, default=200, help="start-up runs per wrapper")
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[100, 1000, 5000],
+                    help="teardown/reap tree sizes (comma separated)")
+    ap.add_argument("--reps", type=int, default=3, help="teardown repetitions for N < 5000 (median)")
+    ap.add_argument("--idle", type=float, default=5.0, help="idle window in seconds")
+    ap.add_argument("--scan-procs", type=int, default=2000, help="unrelated sleepers for reap/ps")
+    ap.add_argument("--scan-runs", type=int, default=30, help="runs of reap --dry-run and ps")
+    ap.add_argument("--grace", default="10s", help="ocwrap --grace")
+    ap.add_argument("--settle", type=float, default=1.0,
+                    help="after a wrapper exits, how long to wait for the tree before counting survivors")
+    ap.add_argument("--teardown-timeout", type=float, default=30.0)
+    ap.add_argument("--no-install", action="store_true", help="do not apt-get install missing anchors")
+    ap.add_argument("--json", help="also write the raw results to this file")
+    args = ap.parse_args()
+
+    if not os.access(args.ocwrap, os.X_OK):
+        print(f"{args.ocwrap} not found: run `cargo build --release --locked` first", file=sys.stderr)
+        return 2
+    if not shutil.which("gcc"):
+        print("gcc is needed for the helper", file=sys.stderr)
+        return 2
+    ensure_anchors(not args.no_install)
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        print("warning: cannot become a subreaper; escaped processes go to PID 1", file=sys.stderr)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = max(args.sizes + [args.scan_procs]) * 2 + 256
+    if soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
+
+    atexit.register(cleanup)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: sys.exit(128 + s))
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ocbench-") as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "helper.c").write_text(HELPER_C)
+        helper = str(tmp / "helper")
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", helper, str(tmp / "helper.c")], check=True)
+        bench = Bench(args, tmp, helper)
+        ws = wrappers(os.path.abspath(args.ocwrap), args.grace)
+        base = Wrapper("bare", [], "")
+
+        print("start-up ...", file=sys.stderr)
+        bench.startup(ws, base)
+        print(f"peak RSS and {args.idle:g} s idle ...", file=sys.stderr)
+        bench.idle(ws)
+        print("teardown ...", file=sys.stderr)
+        td = bench.teardowns(ws)
+        print("orphan bursts ...", file=sys.stderr)
+        reaps = {}
+        for n in args.sizes:
+            for w in ws:
+                reaps[(w.name, n)] = bench.reap_burst(w, n)
+        print(f"reap/ps with {args.scan_procs} extra processes ...", file=sys.stderr)
+        scans = bench.scans(os.path.abspath(args.ocwrap), args.scan_procs)
+
+    table, notes = report(ws, base, td, reaps, scans, args)
+    print("## Machine\n")
+    print("\n".join(machine(ws)))
+    print("\n## Results\n")
+    print(table)
+    print()
+    print("\n".join(f"- {n}" for n in notes))
+    print("\n## Targets\n")
+    print("\n".join(targets(ws, td, scans, args)))
+    print(f"\n(benchmark took {time.monotonic() - started:.0f} s)")
+    if args.json:
+        raw = {
+            "wrappers": {w.name: w.results for w in [base, *ws]},
+            "teardown": {f"{k[0]}|{k[1]}|{k[2]}": v for k, v in td.items()},
+            "reap_burst": {f"{k[0]}|{k[1]}": v for k, v in reaps.items()},
+            "scans": scans,
+        }
+        Path(args.json).write_text(json.dumps(raw, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+//! `ocwrap -- CMD`: the supervisor against real process trees.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn tree_py() -> String {
+    fixture("tree.py").display().to_string()
+}
+
+#[test]
+fn exit_codes_are_the_childs() {
+    let s = Scene::new("exit");
+    for code in [0, 1, 42, 255] {
+        let (o, _) = run_output(s.ocwrap(&["-q", "--", "sh", "-c", &format!("exit {code}")]), T);
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn death_by_signal_is_128_plus_n() {
+    let s = Scene::new("sig");
+    for (name, n) in [("TERM", 15), ("KILL", 9), ("HUP", 1), ("USR1", 10), ("SEGV", 11)] {
+        let (o, _) = run_output(s.ocwrap(&["-q", "--", "sh", "-c", &format!("kill -{name} $$")]), T);
+        assert_eq!(o.status.code(), Some(128 + n), "{name}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn not_found_is_127_and_not_executable_is_126() {
+    let s = Scene::new("exec");
+    let (o, _) = run_output(s.ocwrap(&["--", "/nonexistent/cmd-xyz"]), T);
+    assert_eq!(o.status.code(), Some(127));
+    let err = stderr(&o);
+    assert!(err.contains("command not found") && err.lines().count() == 1, "{err}");
+
+    let script = s.path("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let (o, _) = run_output(s.ocwrap(&["--", script.to_str().unwrap()]), T);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_usage_is_125_with_a_clear_message() {
+    let s = Scene::new("usage");
+    let (o, _) = run_output(s.ocwrap(&[]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no command given"), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["--grace", "soon", "--", "true"]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("invalid duration"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+    let (o, _) = run_output(s.ocwrap(&["--stop-signal", "NOPE", "--", "true"]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("unknown signal"), "{}", stderr(&o));
+}
+
+#[test]
+fn arguments_pass_exactly() {
+    let s = Scene::new("args");
+    let args = ["a b", "\"q\"", "it's", "", "--x", "-q", "$HOME", "*"];
+    let mut all = vec!["-q", "--", "python3", "-c", "import sys,json; print(json.dumps(sys.argv[1:]))"];
+    all.extend(args);
+    let (o, _) = run_output(s.ocwrap(&all), T);
+    let got: Vec<String> = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(got, args);
+    // The `run` subcommand form, without `--`.
+    let (o, _) = run_output(s.ocwrap(&["-q", "run", "echo", "x y", "--z"]), T);
+    assert_eq!(stdout(&o), "x y --z\n");
+}
+
+#[test]
+fn stdin_and_stdout_pass_through() {
+    let s = Scene::new("stdio");
+    let mut c = s.ocwrap(&["-q", "--", "cat"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\nworld\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"hello\nworld\n");
+    assert!(out.status.success());
+}
+
+#[test]
+fn child_starts_clean_in_its_own_group() {
+    let s = Scene::new("clean");
+    // ocwrap itself runs with SIGINT ignored and SIGUSR1 blocked (as under
+    // nohup or a shell's background job); the child must not inherit that,
+    // nor any of ocwrap's own descriptors. `cat` reports its own state.
+    let outer = "import os,signal,sys; signal.signal(signal.SIGINT, signal.SIG_IGN); \
+                 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1]); \
+                 os.closerange(3, 65536); os.execv(sys.argv[1], sys.argv[1:])";
+    let wrapped = |args: &[&str]| {
+        let mut c = Command::new("python3");
+        c.args(["-c", outer, bin(), "-q", "--"]).args(args).env(MARK_VAR, &s.mark).env("OCWRAP_TEST_ENV", "kept");
+        c.current_dir(&s.dir);
+        let (o, _) = run_output(c, T);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let status = wrapped(&["cat", "/proc/self/status"]);
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap()
+    };
+    assert_eq!(field("SigBlk:"), "0000000000000000");
+    assert_eq!(field("SigIgn:"), "0000000000000000");
+    // ls opens the directory it lists as fd 3; nothing else may be open.
+    assert_eq!(wrapped(&["ls", "/proc/self/fd"]), "0\n1\n2\n3\n");
+    let stat = wrapped(&["cat", "/proc/self/stat"]);
+    let st = ocwrap::procfs::parse_stat(&stat).unwrap();
+    assert_eq!(st.pgrp, st.pid, "child leads its own process group");
+    assert_eq!(wrapped(&["sh", "-c", "echo $OCWRAP_TEST_ENV"]), "kept\n");
+    assert_eq!(wrapped(&["pwd"]).trim(), s.dir.canonicalize().unwrap().to_str().unwrap());
+}
+
+fn forwarded(s: &mut Scene, extra: &[&str], sigs: &[&str]) -> Vec<String> {
+    let rec = s.path(&format!("signals-{}", sigs.join("-")));
+    let _ = std::fs::remove_file(&rec);
+    let mut args = vec!["-q"];
+    args.extend(extra);
+    args.extend(["--", "python3"]);
+    let py = tree_py();
+    args.push(&py);
+    args.extend(["signals", rec.to_str().unwrap()]);
+    let pid = s.spawn(s.ocwrap(&args));
+    let ready = format!("{}.ready", rec.display());
+    assert!(wait_until(T, || std::path::Path::new(&ready).exists()));
+    for sig in sigs {
+        kill_pid(pid as i32, signal_of(sig));
+        let want = format!("SIG{sig}");
+        assert!(
+            wait_until(T, || std::fs::read_to_string(&rec).unwrap_or_default().contains(&want)),
+            "{sig} was not forwarded"
+        );
+    }
+    kill_pid(pid as i32, libc::SIGTERM);
+    assert!(s.wait(pid, T).is_some());
+    std::fs::read_to_string(&rec).unwrap_or_default().lines().map(String::from).collect()
+}
+
+#[test]
+fn every_forwarded_signal_arrives() {
+    let mut s = Scene::new("fwd");
+    let got = forwarded(&mut s, &[], &["USR1", "USR2", "WINCH", "CONT"]);
+    assert_eq!(&got[..4], ["SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT"]);
+    for sig in ["TERM", "INT", "QUIT", "HUP"] {
+        let got = forwarded(&mut s, &[], &[sig]);
+        assert_eq!(got.first().map(String::as_str), Some(format!("SIG{sig}").as_str()));
+    }
+}
+
+#[test]
+fn forward_to_group_reaches_the_whole_group() {
+    for (mode, expect) in [("group", true), ("child", false)] {
+        let mut s = Scene::new("fwdgroup");
+        let rec = s.path("rec");
+        let pid = s.spawn(s.ocwrap(&[
+            "-q",
+            "--forward-to",
+            mode,
+            "--",
+            "python3",
+            &tree_py(),
+            "group-signals",
+            rec.to_str().unwrap(),
+        ]));
+        let _ = s.read_json("rec.cmd");
+        kill_pid(pid as i32, libc::SIGUSR1);
+        // Then a terminating signal, which the grandchild records before
+        // the teardown ends it: its arrival orders the check.
+        kill_pid(pid as i32, libc::SIGTERM);
+        assert!(s.wait(pid, T).is_some());
+        let got = std::fs::read_to_string(&rec).unwrap_or_default();
+        assert_eq!(got.contains("SIGUSR1"), expect, "{mode}: {got}");
+    }
+}
+
+#[test]
+fn a_burst_of_orphans_leaves_no_zombie() {
+    let mut s = Scene::new("orphans");
+    let out = s.path("orphans.json");
+    let pid = s.spawn(s.ocwrap(&["-q", "--", "python3", &tree_py(), "orphans", out.to_str().unwrap(), "2000"]));
+    let _ = s.read_json("orphans.json");
+    assert!(
+        wait_until(T, || zombies_of(pid as i32) == 0),
+        "{} zombies left under ocwrap",
+        zombies_of(pid as i32)
+    );
+    kill_pid(pid as i32, libc::SIGTERM);
+    assert!(s.wait(pid, T).is_some());
+}
+
+#[test]
+fn the_whole_tree_is_gone_and_the_stubborn_one_killed_after_the_grace() {
+    let mut s = Scene::new("tree");
+    let out = s.path("tree.json");
+    let start = Instant::now();
+    let mut c = s.ocwrap(&["--grace", "2s", "--", "python3", &tree_py(), "tree", out.to_str().unwrap(), "exit"]);
+    c.stderr(Stdio::piped());
+    let pid = s.spawn(c);
+    let status = s.wait(pid, T).expect("ocwrap did not exit");
+    let elapsed = start.elapsed();
+    assert_eq!(status.code(), Some(0));
+    let tree = s.read_json("tree.json");
+    for (name, p) in tree.as_object().unwrap() {
+        assert!(!is_alive(p.as_i64().unwrap() as i32), "{name} ({p}) survived");
+    }
+    assert!(s.alive().is_empty(), "survivors: {:?}", s.alive());
+    // Only the SIGTERM-ignoring child needed the grace.
+    assert!(elapsed >= Duration::from_secs(2), "exited after {elapsed:?}, before the grace");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut s.take_child(pid).stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("4 ended on the stop signal, 1 killed, 0 survivors"), "{err}");
+}
+
+#[test]
+fn teardown_returns_as_soon_as_the_tree_is_empty() {
+    let s = Scene::new("early");
+    let out = s.path("t.json");
+    let script = format!(
+        "sleep 1000 & setsid sleep 1000 & echo '{{}}' > {}; exit 0",
+        out.display()
+    );
+    let (o, elapsed) = run_output(s.ocwrap(&["--grace", "60s", "--", "sh", "-c", &script]), T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?} with a 60s grace");
+    assert!(stderr(&o).contains("2 ended on the stop signal, 0 killed"), "{}", stderr(&o));
+    assert!(s.alive().is_empty());
+}
+
+#[test]
+fn a_second_signal_escalates_to_sigkill() {
+    let mut s = Scene::new("escalate");
+    let out = s.path("tree.json");
+    let mut c = s.ocwrap(&["--grace", "120s", "--", "python3", &tree_py(), "tree", out.to_str().unwrap(), "wait"]);
+    c.stderr(Stdio::piped());
+    let pid = s.spawn(c);
+    let _ = s.read_json("tree.json");
+    kill_pid(pid as i32, libc::SIGINT);
+    // Wait until the graceful stage is under way: only the stubborn child
+    // (and python's parent, which exits on SIGINT) are left.
+    let tree = s.read_json("tree.json");
+    let plain = tree["plain"].as_i64().unwrap() as i32;
+    assert!(wait_until(T, || !is_alive(plain)));
+    let start = Instant::now();
+    kill_pid(pid as i32, libc::SIGINT);
+    let status = s.wait(pid, T).expect("no exit after the second signal");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut s.take_child(pid).stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("second SIGINT"), "{err}");
+    assert!(err.contains("1 killed"), "{err}");
+    // CMD (python) died of the forwarded SIGINT: 130.
+    assert_eq!(status.code(), Some(130), "{err}");
+}
+
+#[test]
+fn works_as_pid_1_in_a_pid_namespace() {
+    if unsafe_is_root() {
+        let s = Scene::new("pid1");
+        let script = "sleep 1000 & (setsid sh -c 'sleep 1000 & exit 0' &); \
+                      for i in $(seq 200); do (true &) ; done; \
+                      test $PPID = 1 && echo under-pid-1; exit 7";
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--mount-proc", bin(), "--grace", "5s", "--", "sh", "-c", script])
+            .env(MARK_VAR, &s.mark);
+        let (o, _) = run_output(c, T);
+        assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "under-pid-1\n");
+        assert!(stderr(&o).contains("0 survivors"), "{}", stderr(&o));
+        assert!(s.alive().is_empty(), "{:?}", s.alive());
+    } else {
+        eprintln!("works_as_pid_1_in_a_pid_namespace: needs root for unshare --pid; not run");
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    ocwrap::sys::getuid() == 0
+}
+
+#[test]
+fn parent_death_signal_reaches_cmd() {
+    let mut s = Scene::new("pdeath");
+    let out = s.path("state.json");
+    let pid = s.spawn(s.ocwrap(&[
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 1000", out.display()),
+    ]));
+    assert!(wait_until(T, || out.exists()));
+    let cmd: i32 = std::fs::read_to_string(&out).unwrap().trim().parse().unwrap();
+    assert!(is_alive(cmd));
+    kill_pid(pid as i32, libc::SIGKILL);
+    assert!(wait_until(T, || !is_alive(cmd)), "CMD outlived a SIGKILLed ocwrap");
+}
+
+#[test]
+fn never_signals_a_process_that_is_not_a_descendant() {
+    let mut s = Scene::new("notours");
+    // A sibling in the same session and process group as ocwrap.
+    let mut bystander = Command::new("sleep");
+    bystander.arg("1000").env(MARK_VAR, &s.mark);
+    let by = s.spawn(bystander) as i32;
+    let (o, _) = run_output(
+        s.ocwrap(&["--forward-to", "group", "--", "sh", "-c", "sleep 1000 & kill -TERM $PPID; wait"]),
+        T,
+    );
+    assert!(stderr(&o).contains("0 survivors"), "{}", stderr(&o));
+    assert!(is_alive(by), "a process outside ocwrap's tree was signalled");
+}
+
+#[test]
+fn options_come_from_the_environment_and_flags_win() {
+    let s = Scene::new("env");
+    let cmd = ["--", "sh", "-c", "trap '' TERM; sleep 1000 & exit 0"];
+    let mut c = s.ocwrap(&cmd);
+    c.env("OCWRAP_GRACE", "300ms");
+    let (o, elapsed) = run_output(c, T);
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(stderr(&o).contains("1 killed"), "{}", stderr(&o));
+
+    let mut args = vec!["--grace", "300ms"];
+    args.extend(cmd);
+    let mut c = s.ocwrap(&args);
+    c.env("OCWRAP_GRACE", "1h");
+    let (o, elapsed) = run_output(c, T);
+    assert!(elapsed < Duration::from_secs(10), "the flag did not win: {elapsed:?}");
+    assert!(stderr(&o).contains("1 killed"), "{}", stderr(&o));
+}
+
+#[test]
+fn quiet_verbose_and_json_logs() {
+    let s = Scene::new("logs");
+    let (o, _) = run_output(s.ocwrap(&["-q", "--", "true"]), T);
+    assert_eq!(stderr(&o), "");
+    let (o, _) = run_output(s.ocwrap(&["--", "true"]), T);
+    assert!(stderr(&o).starts_with("ocwrap: teardown (CMD exited with status 0)"), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["-v", "--", "true"]), T);
+    assert!(stderr(&o).contains("ocwrap: started true as"), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["--log-format", "json", "--", "sh", "-c", "sleep 1000 & exit 0"]), T);
+    let events: Vec<serde_json::Value> =
+        stderr(&o).lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert!(names.contains(&"teardown.completed"), "{names:?}");
+    let done = events.iter().find(|e| e["event"] == "teardown.completed").unwrap();
+    assert_eq!(done["ended_on_stop_signal"], 1);
+    assert!(done["ts"].is_string() && done["level"] == "info");
+}
