@@ -11,7 +11,7 @@ mod manpage;
 mod report;
 pub mod signal;
 mod supervisor;
-mod workspace;
+pub mod workspace;
 pub mod sys;
 pub mod teardown;
 

@@ -166,11 +166,54 @@ pub fn fmt_uptime(secs: u64) -> String {
     }
 }
 
+const LISTENING: &str = "opencode server listening on ";
+
+/// Finds the URL in opencode's listening line.
+pub fn parse_listening(line: &str) -> Option<&str> {
+    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
+    let url = rest.split_whitespace().next()?;
+    (url.starts_with("http://") || url.starts_with("https://")).then_some(url)
+}
+
+/// The port of an `http://host:port/...` URL.
+pub fn url_port(url: &str) -> Option<u16> {
+    let after_scheme = url.split_once("://")?.1;
+    let authority = after_scheme.split('/').next()?;
+    authority.rsplit_once(':')?.1.parse().ok()
+}
+
 pub fn fmt_bytes(b: u64) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     if b >= 1024 * 1024 * 1024 {
         format!("{:.1}G", b as f64 / (MIB * 1024.0))
     } else {
         format!("{:.1}M", b as f64 / MIB)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_url() {
+        assert_eq!(
+            parse_listening("opencode server listening on http://127.0.0.1:4096"),
+            Some("http://127.0.0.1:4096")
+        );
+        assert_eq!(
+            parse_listening("INFO 2026 opencode server listening on http://127.0.0.1:1/ extra"),
+            Some("http://127.0.0.1:1/")
+        );
+        assert_eq!(parse_listening("Warning: OPENCODE_SERVER_PASSWORD is not set"), None);
+        assert_eq!(parse_listening("opencode server listening on "), None);
+        assert_eq!(parse_listening("opencode server listening on ftp://x"), None);
+    }
+
+    #[test]
+    fn port_of_url() {
+        assert_eq!(url_port("http://127.0.0.1:4096"), Some(4096));
+        assert_eq!(url_port("http://[::1]:80/x"), Some(80));
+        assert_eq!(url_port("http://host"), None);
     }
 }
