@@ -181,7 +181,8 @@ impl Registry {
         names.sort();
         for name in names {
             let Some(id) = name.strip_suffix(".json") else { continue };
-            if name.starts_with('.') {
+            // Our own temp files, and the counters file that shares the dir.
+            if name.starts_with('.') || name == crate::report::STATS_FILE {
                 continue;
             }
             match self.load(id) {

@@ -54,7 +54,7 @@ impl Counters {
     }
 }
 
-const STATS_FILE: &str = "stats.json";
+pub const STATS_FILE: &str = "stats.json";
 
 pub fn load_counters(dir: &Path) -> Counters {
     fs::read_to_string(dir.join(STATS_FILE))

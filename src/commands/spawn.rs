@@ -163,7 +163,12 @@ impl Attachment for Readiness<'_> {
 /// `opencode` from --opencode / OCWRAP_OPENCODE, else from PATH.
 fn find_opencode(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
-        return Some(p.to_path_buf());
+        // opencode runs in FOLDER: a relative path must not change meaning.
+        return Some(if p.components().count() > 1 {
+            std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+        } else {
+            p.to_path_buf()
+        });
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join("opencode")).find(|p| {

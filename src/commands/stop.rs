@@ -36,19 +36,25 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
     for rec in chosen {
         let id = rec.id.clone();
         let w = workspace::inspect(rec, &snap);
+        let started = std::time::Instant::now();
         let summary = stop_one(&w, &args)?;
+        let ms = started.elapsed().as_millis() as u64;
         if summary.clean() {
             reg.remove(&id);
             crate::log::info(
-                "workspace.stopped",
-                &format!("workspace {id} stopped ({})", summary.line()),
-                json!({"workspace": id, "duration_ms": summary.duration_ms}),
+                "workspace.cleanup_completed",
+                &format!(
+                    "workspace {id} stopped in {}: {} process(es) gone, none left",
+                    teardown::fmt_ms(ms),
+                    w.members.len() + w.supervisor.is_some() as usize
+                ),
+                json!({"workspace": id, "duration_ms": ms, "processes": w.members.len() + w.supervisor.is_some() as usize}),
             );
         } else {
             all_gone = false;
             let pids: Vec<String> = summary.survivors.iter().map(|s| s.pid.to_string()).collect();
             crate::log::error(
-                "workspace.stop_failed",
+                "workspace.cleanup_failed",
                 &format!("workspace {id}: survivors: {}", pids.join(", ")),
                 json!({"workspace": id, "survivors": summary.survivors}),
             );

@@ -1,0 +1,390 @@
+//! Workspaces: `spawn`, `ps`, `stop`, `reap` and the registry, driven by the
+//! fake opencode fixture (it prints the real warning and listening lines,
+//! serves /global/health and starts a plain child and a setsid daemon).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(30);
+
+fn fake() -> String {
+    fixture("fake-opencode").display().to_string()
+}
+
+fn folder(s: &Scene, name: &str) -> String {
+    let p = s.path(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p.canonicalize().unwrap().display().to_string()
+}
+
+/// `ocwrap spawn --detach --json` with the fake; returns the JSON.
+fn spawn_detached(s: &Scene, dir: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["spawn", "--detach", "--json", "--opencode"];
+    let f = fake();
+    args.push(&f);
+    args.extend(extra);
+    args.push(dir);
+    let (o, _) = run_output(s.ocwrap(&args), T);
+    assert!(o.status.success(), "spawn failed: {}", stderr(&o));
+    serde_json::from_str(stdout(&o).trim()).unwrap()
+}
+
+fn ps(s: &Scene) -> Vec<Value> {
+    let (o, _) = run_output(s.ocwrap(&["ps", "--json"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str::<Value>(&stdout(&o)).unwrap().as_array().unwrap().clone()
+}
+
+#[test]
+fn detached_spawn_prints_exactly_the_url_and_stop_leaves_nothing() {
+    let s = Scene::new("ws-url");
+    let dir = folder(&s, "repo");
+    let (o, _) = run_output(s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), &dir]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("http://127.0.0.1:") && out.ends_with('\n') && out.lines().count() == 1, "{out:?}");
+    // The supervisor, opencode, its child and its setsid daemon.
+    assert!(wait_until(T, || s.alive().len() >= 4), "{:?}", s.alive());
+    let rows = ps(&s);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["state"], "running");
+    assert_eq!(rows[0]["url"], out.trim());
+    assert_eq!(rows[0]["folder"], dir);
+    assert!(rows[0]["processes"].as_u64().unwrap() >= 4, "{}", rows[0]);
+    assert!(rows[0]["rss_bytes"].as_u64().unwrap() > 0);
+
+    let (o, _) = run_output(s.ocwrap(&["ps", "--check"]), T);
+    assert!(stdout(&o).contains("healthy") && !stdout(&o).contains("unresponsive"), "{}", stdout(&o));
+
+    // Stop by folder.
+    let (o, _) = run_output(s.ocwrap(&["stop", &dir]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s.alive().is_empty(), "left: {:?}", s.alive());
+    assert!(ps(&s).is_empty(), "the record was not removed");
+}
+
+#[test]
+fn json_output_has_every_field() {
+    let s = Scene::new("ws-json");
+    let dir = folder(&s, "repo");
+    let j = spawn_detached(&s, &dir, &["--port", "0"]);
+    for key in ["id", "folder", "url", "port", "pids", "started_at", "log"] {
+        assert!(!j[key].is_null(), "{key} missing in {j}");
+    }
+    assert_eq!(j["folder"], dir);
+    let url = j["url"].as_str().unwrap();
+    assert!(url.ends_with(&format!(":{}", j["port"])), "{j}");
+    let sup = j["pids"]["supervisor"].as_i64().unwrap() as i32;
+    let oc = j["pids"]["opencode"].as_i64().unwrap() as i32;
+    assert!(is_alive(sup) && is_alive(oc));
+    // opencode runs in the folder, with `serve --port=0 --print-logs`.
+    let cmdline = std::fs::read_to_string(format!("/proc/{oc}/cmdline")).unwrap();
+    assert!(cmdline.contains("serve\0--port=0\0--print-logs"), "{cmdline:?}");
+    assert_eq!(std::fs::read_link(format!("/proc/{oc}/cwd")).unwrap().display().to_string(), dir);
+    // The detached supervisor is in its own session and holds no tty.
+    let st = ocwrap::procfs::read_stat(sup).unwrap();
+    assert_eq!(st.session, sup);
+    let log = j["log"].as_str().unwrap();
+    assert!(std::fs::read_to_string(log).unwrap().contains("opencode server listening on"));
+    let (o, _) = run_output(s.ocwrap(&["stop", j["id"].as_str().unwrap()]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+}
+
+#[test]
+fn foreground_spawn_ends_its_whole_tree_on_sigterm() {
+    let mut s = Scene::new("ws-fg");
+    let dir = folder(&s, "repo");
+    let pids = s.path("pids.json");
+    let mut c = s.ocwrap(&["spawn", "--opencode", &fake(), "--grace", "5s", &dir]);
+    c.env("FAKE_OPENCODE_PIDS", &pids).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let pid = s.spawn(c);
+    let mut child = s.take_child(pid);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+    let p = s.read_json("pids.json");
+    let daemon = p["children"][1].as_i64().unwrap() as i32;
+    assert!(is_alive(daemon));
+    assert_eq!(ps(&s).len(), 1);
+    kill_pid(pid as i32, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    // opencode's own output went to stderr, after ocwrap's lines.
+    assert!(err.contains("Warning: OPENCODE_SERVER_PASSWORD is not set"), "{err}");
+    assert!(err.contains("0 survivors"), "{err}");
+    assert_eq!(status.code(), Some(143), "{err}");
+    assert!(!is_alive(daemon), "the setsid daemon survived");
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    assert!(ps(&s).is_empty());
+}
+
+#[test]
+fn bad_folder_and_missing_opencode_fail_before_anything_starts() {
+    let s = Scene::new("ws-bad");
+    let (o, _) = run_output(s.ocwrap(&["spawn", "--opencode", &fake(), "/nonexistent/folder"]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("/nonexistent/folder"), "{}", stderr(&o));
+    let file = s.path("file");
+    std::fs::write(&file, "x").unwrap();
+    let (o, _) = run_output(s.ocwrap(&["spawn", "--opencode", &fake(), file.to_str().unwrap()]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("is not a directory"), "{}", stderr(&o));
+
+    let dir = folder(&s, "repo");
+    let mut c = s.ocwrap(&["spawn", &dir]);
+    c.env("PATH", "/nonexistent").env_remove("OCWRAP_OPENCODE");
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(stderr(&o).contains("opencode-ai"), "{}", stderr(&o));
+    assert!(!s.state_dir().join("x").exists());
+    assert!(s.alive().is_empty());
+}
+
+#[test]
+fn never_ready_crash_and_slow_servers() {
+    let s = Scene::new("ws-ready");
+    let dir = folder(&s, "repo");
+    // Never ready: the timeout tears the tree down; the error quotes output.
+    let mut c = s.ocwrap(&["spawn", "--opencode", &fake(), "--ready-timeout", "1s", "--grace", "2s", &dir]);
+    c.env("FAKE_OPENCODE_MODE", "never");
+    let (o, elapsed) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("not ready within 1s") && err.contains("OPENCODE_SERVER_PASSWORD"), "{err}");
+    assert!(elapsed < Duration::from_secs(15));
+    assert_eq!(stdout(&o), "");
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    assert!(ps(&s).is_empty(), "a failed workspace left its record");
+
+    // Crash before ready, detached: the caller gets the error and status.
+    let mut c = s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), &dir]);
+    c.env("FAKE_OPENCODE_MODE", "crash");
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("fatal: something broke"), "{}", stderr(&o));
+    assert!(wait_until(T, || s.alive().is_empty()), "{:?}", s.alive());
+
+    // Slow but within the timeout.
+    let mut c = s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), "--ready-timeout", "20s", &dir]);
+    c.env("FAKE_OPENCODE_MODE", "slow").env("FAKE_OPENCODE_DELAY", "1.5");
+    let (o, _) = run_output(c, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["stop", "--all"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s.alive().is_empty());
+}
+
+#[test]
+fn output_is_drained_so_opencode_never_blocks() {
+    let s = Scene::new("ws-drain");
+    let dir = folder(&s, "repo");
+    let mut c = s.ocwrap(&["spawn", "--detach", "--json", "--opencode", &fake(), &dir]);
+    c.env("FAKE_OPENCODE_MODE", "chatty");
+    let (o, _) = run_output(c, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let log = j["log"].as_str().unwrap().to_string();
+    // 20000 lines of 200 bytes: far more than a pipe holds.
+    assert!(
+        wait_until(T, || std::fs::read_to_string(&log).unwrap_or_default().contains("log line 19999 ")),
+        "opencode's output stalled"
+    );
+    let (o, _) = run_output(s.ocwrap(&["stop", "--all"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn ps_states_and_reap_after_the_supervisor_is_killed() {
+    let s = Scene::new("ws-reap");
+    let dir = folder(&s, "repo");
+    let j = spawn_detached(&s, &dir, &[]);
+    let sup = j["pids"]["supervisor"].as_i64().unwrap() as i32;
+    let oc = j["pids"]["opencode"].as_i64().unwrap() as i32;
+    kill_pid(sup, libc::SIGKILL);
+    assert!(wait_until(T, || !is_alive(sup)));
+    // opencode got its parent-death SIGKILL; its child and setsid daemon
+    // are what a crash leaves behind.
+    assert!(wait_until(T, || !is_alive(oc)));
+    let rows = ps(&s);
+    assert_eq!(rows[0]["state"], "orphaned", "{}", rows[0]);
+    assert_eq!(rows[0]["processes"].as_u64().unwrap(), 2, "{}", rows[0]);
+
+    // --dry-run lists it and touches nothing.
+    let before = s.alive();
+    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--json"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let targets = doc["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{doc}");
+    assert_eq!(targets[0]["workspace"], j["id"]);
+    let listed: Vec<i32> = targets[0]["processes"].as_array().unwrap().iter().map(|p| p.as_i64().unwrap() as i32).collect();
+    assert_eq!(listed.len(), 2, "{doc}");
+    assert!(listed.iter().all(|p| before.contains(p)), "{listed:?} vs {before:?}");
+    assert_eq!(s.alive(), before, "dry run signalled something");
+
+    let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    assert!(ps(&s).is_empty(), "the reaped workspace's record is still there");
+}
+
+#[test]
+fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
+    let s = Scene::new("ws-orphan");
+    let dir = folder(&s, "repo");
+    let pids = s.path("orphan.json");
+    // An orphan: double fork so its parent is gone (re-parented to PID 1).
+    let script = format!(
+        "(FAKE_OPENCODE_PIDS={} setsid {} serve --port=0 >/dev/null 2>&1 &) ; exit 0",
+        pids.display(),
+        fake()
+    );
+    let st = Command::new("sh").args(["-c", &script]).env(MARK_VAR, &s.mark).current_dir(&dir).status().unwrap();
+    assert!(st.success());
+    let orphan = s.read_json("orphan.json")["opencode"].as_i64().unwrap() as i32;
+    // One with a live parent: a shell that waits for it.
+    let pids2 = s.path("kept.json");
+    let mut keeper = Command::new("sh");
+    keeper
+        .args(["-c", &format!("FAKE_OPENCODE_PIDS={} {} serve --port=0 >/dev/null 2>&1; wait", pids2.display(), fake())])
+        .env(MARK_VAR, &s.mark);
+    let mut keeper = keeper.spawn().unwrap();
+    let kept = s.read_json("kept.json")["opencode"].as_i64().unwrap() as i32;
+
+    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run"]), T);
+    assert!(stdout(&o).contains(&format!("would end {orphan} ")), "{}", stdout(&o));
+    assert!(!stdout(&o).contains(&format!("would end {kept} ")), "{}", stdout(&o));
+    // Also check with a pattern that matches nothing: nothing to reap.
+    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--match", "no-such-server-xyz"]), T);
+    assert_eq!(stdout(&o), "nothing to reap\n");
+
+    let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!is_alive(orphan), "the orphan survived reap");
+    assert!(is_alive(kept), "reap ended a server that has a live parent");
+    kill_pid(kept, libc::SIGKILL);
+    let _ = keeper.kill();
+    let _ = keeper.wait();
+}
+
+#[test]
+fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
+    let s = Scene::new("ws-reuse");
+    let mut victim = Command::new("sleep");
+    victim.arg("1000").env(MARK_VAR, &s.mark);
+    let mut victim = victim.spawn().unwrap();
+    let vpid = victim.id() as i32;
+    let start = ocwrap::procfs::read_stat(vpid).unwrap().start_time;
+    let reg = ocwrap::registry::Registry::open(Some(&s.state_dir()), true).unwrap().unwrap();
+    let rec = ocwrap::registry::Record {
+        version: 1,
+        id: "0badf00d".into(),
+        folder: s.dir.clone(),
+        url: Some("http://127.0.0.1:9".into()),
+        port: Some(9),
+        uid: ocwrap::sys::getuid(),
+        // Same PID, another start time: the process it meant is gone.
+        supervisor: ocwrap::registry::ProcId { pid: vpid, start_time: start + 7 },
+        opencode: Some(ocwrap::registry::ProcId { pid: vpid, start_time: start + 7 }),
+        pgid: vpid,
+        log: None,
+        started_at: 0,
+        grace_ms: 100,
+        kill_timeout_ms: 100,
+    };
+    reg.write(&rec).unwrap();
+    let rows = ps(&s);
+    assert_eq!(rows[0]["state"], "dead");
+    let (o, _) = run_output(s.ocwrap(&["stop", "0badf00d"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["reap"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(is_alive(vpid), "an unrelated process with a recycled PID was signalled");
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+#[test]
+fn hostile_state_dirs_are_refused_and_bad_records_skipped() {
+    let s = Scene::new("ws-hostile");
+    use std::os::unix::fs::PermissionsExt;
+    // World-writable.
+    let state = s.state_dir();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (o, _) = run_output(s.ocwrap(&["ps"]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("writable by others"), "{}", stderr(&o));
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A symlink in place of the directory.
+    let link = s.path("link");
+    std::os::unix::fs::symlink(&state, &link).unwrap();
+    let mut c = s.ocwrap(&["ps"]);
+    c.env("OCWRAP_STATE_DIR", &link);
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("is a symlink"), "{}", stderr(&o));
+    // Corrupt records are skipped with a warning.
+    std::fs::write(state.join("deadbeef.json"), "{not json").unwrap();
+    std::fs::write(state.join("0000cafe.json"), r#"{"version": 99}"#).unwrap();
+    let (o, _) = run_output(s.ocwrap(&["ps", "--json"]), T);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o).trim(), "[]");
+    let err = stderr(&o);
+    assert!(err.contains("deadbeef.json: invalid JSON"), "{err}");
+    assert!(err.contains("format version 99"), "{err}");
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn concurrent_spawns_get_their_own_records() {
+    let s = Scene::new("ws-conc");
+    let dir = folder(&s, "repo");
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = s.ocwrap(&["spawn", "--detach", "--json", "--opencode", &fake(), &dir]);
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        let o = h.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        ids.push(j["id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4);
+    let rows = ps(&s);
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["state"] == "running"));
+    let (o, _) = run_output(s.ocwrap(&["stop", "--all"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+}
+
+#[test]
+fn stop_ends_a_server_that_ignores_sigterm_and_unknown_ids_fail() {
+    let s = Scene::new("ws-stubborn");
+    let dir = folder(&s, "repo");
+    let mut c = s.ocwrap(&["spawn", "--detach", "--json", "--grace", "1s", "--opencode", &fake(), &dir]);
+    c.env("FAKE_OPENCODE_MODE", "ignore-term");
+    let (o, _) = run_output(c, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["stop", "--all"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    let (o, _) = run_output(s.ocwrap(&["stop", "ffffffff"]), T);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(stderr(&o).contains("no workspace matches 'ffffffff'"), "{}", stderr(&o));
+}
