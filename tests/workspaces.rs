@@ -219,7 +219,9 @@ fn ps_states_and_reap_after_the_supervisor_is_killed() {
 
     // --dry-run lists it and touches nothing.
     let before = s.alive();
-    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--json"]), T);
+    // A pattern nobody matches keeps other orphans on the machine (other
+    // tests', running in parallel) out of this test: only the registry part.
+    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--json", "--match", &s.mark]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let targets = doc["targets"].as_array().unwrap();
@@ -230,7 +232,7 @@ fn ps_states_and_reap_after_the_supervisor_is_killed() {
     assert!(listed.iter().all(|p| before.contains(p)), "{listed:?} vs {before:?}");
     assert_eq!(s.alive(), before, "dry run signalled something");
 
-    let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s"]), T);
+    let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s", "--match", &s.mark]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(s.alive().is_empty(), "{:?}", s.alive());
     assert!(ps(&s).is_empty(), "the reaped workspace's record is still there");
@@ -243,9 +245,10 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     let pids = s.path("orphan.json");
     // An orphan: double fork so its parent is gone (re-parented to PID 1).
     let script = format!(
-        "(FAKE_OPENCODE_PIDS={} setsid {} serve --port=0 >/dev/null 2>&1 &) ; exit 0",
+        "(FAKE_OPENCODE_PIDS={} setsid {} serve --port=0 --mark={} >/dev/null 2>&1 &) ; exit 0",
         pids.display(),
-        fake()
+        fake(),
+        s.mark
     );
     let st = Command::new("sh").args(["-c", &script]).env(MARK_VAR, &s.mark).current_dir(&dir).status().unwrap();
     assert!(st.success());
@@ -254,11 +257,13 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     let pids2 = s.path("kept.json");
     let mut keeper = Command::new("sh");
     keeper
-        .args(["-c", &format!("FAKE_OPENCODE_PIDS={} {} serve --port=0 >/dev/null 2>&1; wait", pids2.display(), fake())])
+        .args(["-c", &format!("FAKE_OPENCODE_PIDS={} {} serve --port=0 --mark={} >/dev/null 2>&1; wait", pids2.display(), fake(), s.mark)])
         .env(MARK_VAR, &s.mark);
     let mut keeper = keeper.spawn().unwrap();
     let kept = s.read_json("kept.json")["opencode"].as_i64().unwrap() as i32;
 
+    // The default pattern finds it (a dry run touches nothing, so other
+    // tests' orphans it may list are safe).
     let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run"]), T);
     assert!(stdout(&o).contains(&format!("would end {orphan} ")), "{}", stdout(&o));
     assert!(!stdout(&o).contains(&format!("would end {kept} ")), "{}", stdout(&o));
@@ -266,7 +271,8 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--match", "no-such-server-xyz"]), T);
     assert_eq!(stdout(&o), "nothing to reap\n");
 
-    let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s"]), T);
+    let pattern = format!("serve --port=0 --mark={}", s.mark);
+    let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s", "--match", &pattern]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!is_alive(orphan), "the orphan survived reap");
     assert!(is_alive(kept), "reap ended a server that has a live parent");
@@ -305,7 +311,7 @@ fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
     assert_eq!(rows[0]["state"], "dead");
     let (o, _) = run_output(s.ocwrap(&["stop", "0badf00d"]), T);
     assert!(o.status.success(), "{}", stderr(&o));
-    let (o, _) = run_output(s.ocwrap(&["reap"]), T);
+    let (o, _) = run_output(s.ocwrap(&["reap", "--match", &s.mark]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(is_alive(vpid), "an unrelated process with a recycled PID was signalled");
     let _ = victim.kill();
