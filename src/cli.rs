@@ -63,11 +63,23 @@ pub struct GlobalArgs {
     pub verbose: bool,
 
     /// How much to log on stderr
-    #[arg(long, global = true, value_enum, env = "OCWRAP_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "OCWRAP_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: Level,
 
     /// Log lines as text (`ocwrap: ...`) or JSON objects
-    #[arg(long, global = true, value_enum, env = "OCWRAP_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "OCWRAP_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: Format,
 
     /// Per-user state directory (workspace records, logs, counters)
@@ -157,7 +169,12 @@ pub struct RunArgs {
     pub supervise: SuperviseArgs,
 
     /// The command to supervise and its arguments
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -273,7 +290,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(t).map_err(|e| format!("invalid duration '{t}': {e} (try 10s or 500ms)"))
+    humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration '{t}': {e} (try 10s or 500ms)"))
 }
 
 pub fn command() -> clap::Command {

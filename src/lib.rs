@@ -5,15 +5,15 @@ pub mod cli;
 mod commands;
 pub mod exit_code;
 pub mod log;
+mod manpage;
 pub mod procfs;
 pub mod registry;
-mod manpage;
 mod report;
 pub mod signal;
 mod supervisor;
-pub mod workspace;
 pub mod sys;
 pub mod teardown;
+pub mod workspace;
 
 use clap::Parser;
 

@@ -33,11 +33,19 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 pub fn init(level: Level, format: Format) {
     let color = crate::sys::isatty(2) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = CONFIG.set(Config { level, format, color });
+    let _ = CONFIG.set(Config {
+        level,
+        format,
+        color,
+    });
 }
 
 fn config() -> &'static Config {
-    CONFIG.get_or_init(|| Config { level: Level::Info, format: Format::Text, color: false })
+    CONFIG.get_or_init(|| Config {
+        level: Level::Info,
+        format: Format::Text,
+        color: false,
+    })
 }
 
 pub fn enabled(level: Level) -> bool {
@@ -55,7 +63,9 @@ pub fn emit(level: Level, event: &str, message: &str, fields: Value) {
             let mut obj = Map::new();
             obj.insert(
                 "ts".into(),
-                humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string().into(),
+                humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                    .to_string()
+                    .into(),
             );
             obj.insert("level".into(), format!("{level:?}").to_lowercase().into());
             obj.insert("event".into(), event.into());

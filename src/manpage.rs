@@ -16,10 +16,14 @@ pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
     man.render_options_section(out)?;
     for sub in cmd.get_subcommands() {
         let name = format!("ocwrap {}", sub.get_name());
-        let sub = sub.clone().name(clap::builder::Str::from(name.clone().leak() as &'static str));
+        let sub = sub
+            .clone()
+            .name(clap::builder::Str::from(name.clone().leak() as &'static str));
         let mut roff = Roff::new();
         roff.control("SH", [name.to_uppercase().as_str()]);
-        roff.text([roman(sub.get_about().map(|a| a.to_string()).unwrap_or_default())]);
+        roff.text([roman(
+            sub.get_about().map(|a| a.to_string()).unwrap_or_default(),
+        )]);
         roff.to_writer(out)?;
         let m = Man::new(sub);
         m.render_synopsis_section(out)?;
@@ -64,7 +68,16 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("OCWRAP_READY_TIMEOUT", "Default for spawn --ready-timeout."),
     ("OCWRAP_DETACH", "Default for spawn --detach."),
     ("OCWRAP_MATCH", "Default for reap --match."),
-    ("OCWRAP_WORKSPACE", "Set by ocwrap in the environment of every workspace process: the workspace id."),
-    ("XDG_RUNTIME_DIR", "The state directory defaults to $XDG_RUNTIME_DIR/ocwrap."),
-    ("NO_COLOR", "When set and not empty, no colour is used on a terminal."),
+    (
+        "OCWRAP_WORKSPACE",
+        "Set by ocwrap in the environment of every workspace process: the workspace id.",
+    ),
+    (
+        "XDG_RUNTIME_DIR",
+        "The state directory defaults to $XDG_RUNTIME_DIR/ocwrap.",
+    ),
+    (
+        "NO_COLOR",
+        "When set and not empty, no colour is used on a terminal.",
+    ),
 ];

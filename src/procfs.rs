@@ -131,7 +131,8 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
 /// start times into wall-clock times.
 pub fn boot_time() -> Option<u64> {
     let text = fs::read_to_string("/proc/stat").ok()?;
-    text.lines().find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
 }
 
 /// Clock ticks since boot, now (from `/proc/uptime`).
@@ -242,7 +243,10 @@ mod tests {
 
     #[test]
     fn parses_uid_line() {
-        assert_eq!(parse_uids("Name:\tx\nUid:\t1000\t1001\t1000\t1000\n"), Some((1000, 1001)));
+        assert_eq!(
+            parse_uids("Name:\tx\nUid:\t1000\t1001\t1000\t1000\n"),
+            Some((1000, 1001))
+        );
         assert_eq!(parse_uids("Name:\tx\n"), None);
     }
 }

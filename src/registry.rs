@@ -35,7 +35,10 @@ pub struct ProcId {
 
 impl ProcId {
     pub fn of(pid: Pid) -> Option<ProcId> {
-        procfs::read_stat(pid).map(|s| ProcId { pid, start_time: s.start_time })
+        procfs::read_stat(pid).map(|s| ProcId {
+            pid,
+            start_time: s.start_time,
+        })
     }
 
     /// The live process this record points at, if it is still the same
@@ -112,12 +115,18 @@ impl Registry {
                     .create(&dir)
                     .with_context(|| format!("cannot create state directory {}", dir.display()))?;
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot read state directory {}", dir.display())),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read state directory {}", dir.display()));
+            }
             Ok(_) => {}
         }
         let m = fs::symlink_metadata(&dir)?;
         if m.file_type().is_symlink() {
-            bail!("state directory {} is a symlink; refusing to use it", dir.display());
+            bail!(
+                "state directory {} is a symlink; refusing to use it",
+                dir.display()
+            );
         }
         if !m.is_dir() {
             bail!("state directory {} is not a directory", dir.display());
@@ -175,12 +184,18 @@ impl Registry {
     /// Every valid record; the others are skipped with a warning.
     pub fn load_all(&self) -> Vec<Record> {
         let mut out = Vec::new();
-        let Ok(entries) = fs::read_dir(&self.dir) else { return out };
-        let mut names: Vec<String> =
-            entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return out;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
         names.sort();
         for name in names {
-            let Some(id) = name.strip_suffix(".json") else { continue };
+            let Some(id) = name.strip_suffix(".json") else {
+                continue;
+            };
             // Our own temp files, and the counters file that shares the dir.
             if name.starts_with('.') || name == crate::report::STATS_FILE {
                 continue;
@@ -227,7 +242,9 @@ impl Registry {
             bail!("too large ({} bytes)", m.len());
         }
         let mut text = String::new();
-        f.take(MAX_RECORD).read_to_string(&mut text).context("unreadable")?;
+        f.take(MAX_RECORD)
+            .read_to_string(&mut text)
+            .context("unreadable")?;
         let v: serde_json::Value = serde_json::from_str(&text).context("invalid JSON")?;
         match v.get("version").and_then(|v| v.as_u64()) {
             Some(n) if n == FORMAT_VERSION as u64 => {}
@@ -247,7 +264,10 @@ impl Registry {
 
 /// Workspace ids are 8 lowercase hex digits.
 pub fn valid_id(id: &str) -> bool {
-    id.len() == 8 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 8
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn new_id() -> Result<String> {

@@ -84,7 +84,12 @@ pub fn record_counters(global: &GlobalArgs, s: &Summary, orphans: u64) -> Result
 }
 
 /// Appends one JSON document (a line) describing the teardown to `path`.
-pub fn write_report(path: &Path, s: &Summary, exit: ExitCode, workspace: Option<&str>) -> Result<()> {
+pub fn write_report(
+    path: &Path,
+    s: &Summary,
+    exit: ExitCode,
+    workspace: Option<&str>,
+) -> Result<()> {
     let mut timeline = vec![json!({"t_ms": 0, "event": "teardown_started", "trigger": s.trigger})];
     if s.escalated {
         timeline.push(json!({"event": "escalated_to_sigkill"}));
@@ -92,7 +97,8 @@ pub fn write_report(path: &Path, s: &Summary, exit: ExitCode, workspace: Option<
     if s.grace_timeout_hit {
         timeline.push(json!({"event": "grace_expired"}));
     }
-    timeline.push(json!({"t_ms": s.duration_ms, "event": "teardown_completed", "clean": s.clean()}));
+    timeline
+        .push(json!({"t_ms": s.duration_ms, "event": "teardown_completed", "clean": s.clean()}));
     let doc = json!({
         "version": 1,
         "finished_at": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
@@ -121,7 +127,12 @@ pub fn write_report(path: &Path, s: &Summary, exit: ExitCode, workspace: Option<
 }
 
 /// Logs the end of a supervised run and picks ocwrap's exit status.
-pub fn conclude(global: &GlobalArgs, report: Option<&Path>, finished: &Finished, workspace: Option<&str>) -> ExitCode {
+pub fn conclude(
+    global: &GlobalArgs,
+    report: Option<&Path>,
+    finished: &Finished,
+    workspace: Option<&str>,
+) -> ExitCode {
     let s = &finished.summary;
     let fields = json!({
         "trigger": s.trigger, "duration_ms": s.duration_ms,
@@ -133,29 +144,36 @@ pub fn conclude(global: &GlobalArgs, report: Option<&Path>, finished: &Finished,
         crate::commands::child_code(finished.child_exit)
     } else {
         crate::log::info("teardown.completed", &s.line(), fields);
-        let list: Vec<String> = s.survivors.iter().map(|p| format!("{} ({})", p.pid, p.command)).collect();
+        let list: Vec<String> = s
+            .survivors
+            .iter()
+            .map(|p| format!("{} ({})", p.pid, p.command))
+            .collect();
         crate::log::error(
             "teardown.survivors",
-            &format!("survivors: {} (still running after the kill-timeout)", list.join(", ")),
+            &format!(
+                "survivors: {} (still running after the kill-timeout)",
+                list.join(", ")
+            ),
             json!({"survivors": s.survivors}),
         );
         ExitCode::Survivors
     };
-    if let Some(path) = report {
-        if let Err(e) = write_report(path, s, exit, workspace) {
-            crate::log::warn("report.failed", &format!("{e:#}"), serde_json::Value::Null);
-        }
+    if let Some(path) = report
+        && let Err(e) = write_report(path, s, exit, workspace)
+    {
+        crate::log::warn("report.failed", &format!("{e:#}"), serde_json::Value::Null);
     }
     // Counters only for teardowns that had something to end: a plain
     // `ocwrap -- true` should not even touch the disk.
-    if s.sweeps > 0 || finished.orphans > 0 {
-        if let Err(e) = record_counters(global, s, finished.orphans) {
-            crate::log::warn(
-                "stats.failed",
-                &format!("cannot update the counters: {e:#}"),
-                serde_json::Value::Null,
-            );
-        }
+    if (s.sweeps > 0 || finished.orphans > 0)
+        && let Err(e) = record_counters(global, s, finished.orphans)
+    {
+        crate::log::warn(
+            "stats.failed",
+            &format!("cannot update the counters: {e:#}"),
+            serde_json::Value::Null,
+        );
     }
     exit
 }

@@ -47,7 +47,10 @@ pub const FORWARDED: &[i32] = &[
 
 /// Forwarded signals that also start the teardown.
 pub fn is_terminating(sig: i32) -> bool {
-    matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGHUP)
+    matches!(
+        sig,
+        libc::SIGTERM | libc::SIGINT | libc::SIGQUIT | libc::SIGHUP
+    )
 }
 
 /// `SIGTERM` for 15; `SIG15` for a number without a name.
@@ -65,7 +68,10 @@ pub fn parse(text: &str) -> Result<i32, String> {
         return if (1..libc::SIGRTMIN()).contains(&n) {
             Ok(n)
         } else {
-            Err(format!("signal number {n} is out of range (1-{})", libc::SIGRTMIN() - 1))
+            Err(format!(
+                "signal number {n} is out of range (1-{})",
+                libc::SIGRTMIN() - 1
+            ))
         };
     }
     let upper = t.to_ascii_uppercase();

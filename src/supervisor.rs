@@ -90,7 +90,9 @@ impl Supervisor {
             let sigfd = SignalFd::new(&set).context("cannot create a signalfd")?;
             sys::set_child_subreaper().context("cannot become a child subreaper")?;
             let epoll = Epoll::new().context("cannot create an epoll instance")?;
-            epoll.add(sigfd.raw(), TOKEN_SIGNALS).context("cannot watch the signalfd")?;
+            epoll
+                .add(sigfd.raw(), TOKEN_SIGNALS)
+                .context("cannot watch the signalfd")?;
             Ok((sigfd, epoll))
         };
         let (sigfd, epoll) = setup().map_err(SpawnError::Other)?;
@@ -105,18 +107,25 @@ impl Supervisor {
         );
         let program = cmd.get_program().to_string_lossy().into_owned();
         let child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SpawnError::NotFound(format!("{program}: command not found")),
+            std::io::ErrorKind::NotFound => {
+                SpawnError::NotFound(format!("{program}: command not found"))
+            }
             std::io::ErrorKind::PermissionDenied => {
                 SpawnError::CannotExecute(format!("{program}: permission denied"))
             }
-            _ if e.raw_os_error() == Some(libc::ENOEXEC) || e.raw_os_error() == Some(libc::EISDIR) => {
+            _ if e.raw_os_error() == Some(libc::ENOEXEC)
+                || e.raw_os_error() == Some(libc::EISDIR) =>
+            {
                 SpawnError::CannotExecute(format!("{program}: cannot execute: {e}"))
             }
             _ => SpawnError::CannotExecute(format!("{program}: cannot execute: {e}")),
         })?;
         let mut child = child;
         let pid = child.id() as Pid;
-        let stdout = child.stdout.take().map(|o| std::fs::File::from(std::os::fd::OwnedFd::from(o)));
+        let stdout = child
+            .stdout
+            .take()
+            .map(|o| std::fs::File::from(std::os::fd::OwnedFd::from(o)));
         // We reap with waitpid(-1); the std handle is not needed (dropping it
         // neither waits nor kills).
         drop(child);
@@ -130,7 +139,16 @@ impl Supervisor {
             &format!("started {program} as {pid}"),
             json!({"child_pid": pid, "command": program}),
         );
-        Ok(Supervisor { opts, sigfd, epoll, child: pid, child_exit: None, took_terminal: take_terminal, orphans: 0, stdout })
+        Ok(Supervisor {
+            opts,
+            sigfd,
+            epoll,
+            child: pid,
+            child_exit: None,
+            took_terminal: take_terminal,
+            orphans: 0,
+            stdout,
+        })
     }
 
     pub fn child_pid(&self) -> Pid {
@@ -205,20 +223,23 @@ impl Supervisor {
     pub fn run(&mut self, mut attachment: Option<&mut dyn Attachment>) -> Result<Finished> {
         let mut tokens = Vec::new();
         if let Some(fd) = attachment.as_ref().and_then(|a| a.fd()) {
-            self.epoll.add(fd, TOKEN_ATTACHMENT).context("cannot watch the child's output")?;
+            self.epoll
+                .add(fd, TOKEN_ATTACHMENT)
+                .context("cannot watch the child's output")?;
         }
         // Running: until something starts the teardown.
         let (trigger, exempt) = 'running: loop {
             let deadline = attachment.as_ref().and_then(|a| a.deadline());
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            self.epoll.wait(timeout, &mut tokens).context("epoll_wait failed")?;
+            self.epoll
+                .wait(timeout, &mut tokens)
+                .context("epoll_wait failed")?;
             for &token in &tokens {
-                if token == TOKEN_ATTACHMENT {
-                    if let Some(a) = attachment.as_deref_mut() {
-                        if let Some(reason) = a.on_readable() {
-                            break 'running (reason, Vec::new());
-                        }
-                    }
+                if token == TOKEN_ATTACHMENT
+                    && let Some(a) = attachment.as_deref_mut()
+                    && let Some(reason) = a.on_readable()
+                {
+                    break 'running (reason, Vec::new());
                 }
             }
             // Signals are drained on every wake-up, whichever fd woke us.
@@ -239,12 +260,11 @@ impl Supervisor {
                     }
                 }
             }
-            if let (Some(d), Some(a)) = (deadline, attachment.as_deref_mut()) {
-                if Instant::now() >= d {
-                    if let Some(reason) = a.on_deadline() {
-                        break 'running (reason, Vec::new());
-                    }
-                }
+            if let (Some(d), Some(a)) = (deadline, attachment.as_deref_mut())
+                && Instant::now() >= d
+                && let Some(reason) = a.on_deadline()
+            {
+                break 'running (reason, Vec::new());
             }
         };
         // The attachment's fd stays registered: a workspace's output keeps
@@ -279,15 +299,23 @@ impl Supervisor {
             let n = td.sweep(&self.epoll);
             crate::log::info(
                 "teardown.signalled",
-                &format!("{}: sent {} to {n} process(es)", td.trigger(), signal::name(self.opts.stop_signal)),
+                &format!(
+                    "{}: sent {} to {n} process(es)",
+                    td.trigger(),
+                    signal::name(self.opts.stop_signal)
+                ),
                 json!({"trigger": td.trigger(), "signal": signal::name(self.opts.stop_signal), "count": n}),
             );
         }
         td.check(has_children, &self.epoll);
         let mut tokens = Vec::new();
         while td.phase() != Phase::Done {
-            let timeout = td.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            self.epoll.wait(timeout, &mut tokens).context("epoll_wait failed")?;
+            let timeout = td
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            self.epoll
+                .wait(timeout, &mut tokens)
+                .context("epoll_wait failed")?;
             let mut has_children = true;
             for &token in &tokens {
                 if token == TOKEN_ATTACHMENT {
@@ -306,7 +334,10 @@ impl Supervisor {
                 } else if signal::is_terminating(sig) && td.phase() == Phase::Graceful {
                     crate::log::info(
                         "teardown.escalated",
-                        &format!("second {} during the grace: sending SIGKILL now", signal::name(sig)),
+                        &format!(
+                            "second {} during the grace: sending SIGKILL now",
+                            signal::name(sig)
+                        ),
                         json!({"signal": signal::name(sig)}),
                     );
                     td.escalate(&self.epoll);
@@ -328,7 +359,11 @@ impl Supervisor {
         // here so none is left behind when we exit.
         let _ = self.reap();
         let summary = td.finish_all(&self.epoll);
-        Ok(Finished { child_exit: self.child_exit, summary, orphans: self.orphans })
+        Ok(Finished {
+            child_exit: self.child_exit,
+            summary,
+            orphans: self.orphans,
+        })
     }
 }
 

@@ -65,7 +65,8 @@ pub struct SignalFd(OwnedFd);
 impl SignalFd {
     pub fn new(set: &SigSet) -> io::Result<SignalFd> {
         // SAFETY: -1 asks for a new fd; the mask is initialised.
-        let fd = cvt(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+        let fd =
+            cvt(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
         // SAFETY: signalfd returned a fresh fd that nobody else owns.
         Ok(SignalFd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
@@ -182,11 +183,21 @@ pub fn reap_all() -> io::Result<Reaped> {
         // SAFETY: status points to a valid int.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         match pid {
-            0 => return Ok(Reaped { exited, has_children: true }),
+            0 => {
+                return Ok(Reaped {
+                    exited,
+                    has_children: true,
+                });
+            }
             -1 => {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
-                    Some(libc::ECHILD) => return Ok(Reaped { exited, has_children: false }),
+                    Some(libc::ECHILD) => {
+                        return Ok(Reaped {
+                            exited,
+                            has_children: false,
+                        });
+                    }
                     Some(libc::EINTR) => continue,
                     _ => return Err(e),
                 }
@@ -215,7 +226,10 @@ impl Epoll {
     }
 
     pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
         // SAFETY: ev is a valid epoll_event; fd is open.
         cvt(unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         Ok(())
@@ -223,7 +237,14 @@ impl Epoll {
 
     pub fn delete(&self, fd: RawFd) {
         // SAFETY: a null event is allowed for EPOLL_CTL_DEL since Linux 2.6.9.
-        unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        unsafe {
+            libc::epoll_ctl(
+                self.0.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        };
     }
 
     /// Waits for events until `timeout` (None: forever). Returns the tokens.
@@ -288,7 +309,11 @@ struct KernelSigaction {
 /// clean signal mask, default dispositions and a parent-death signal.
 pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
     cmd.process_group(0);
-    let ChildSetup { pdeath_signal, take_terminal, parent } = setup;
+    let ChildSetup {
+        pdeath_signal,
+        take_terminal,
+        parent,
+    } = setup;
     // SAFETY: the closure runs in the forked child before exec and only
     // calls async-signal-safe functions (sigprocmask, signal, prctl,
     // getppid, tcsetpgrp, getpid, _exit); it allocates nothing.
@@ -309,10 +334,21 @@ pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
             // may have ignored (nohup, a shell's SIGINT for background jobs).
             // The raw syscall, because glibc refuses signals 32 and 33 (its
             // own), which a parent may still have left ignored.
-            let dfl = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
             for sig in 1..=64 {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::syscall(libc::SYS_rt_sigaction, sig, &dfl, std::ptr::null_mut::<KernelSigaction>(), 8usize);
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        &dfl,
+                        std::ptr::null_mut::<KernelSigaction>(),
+                        8usize,
+                    );
                 }
             }
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
@@ -333,7 +369,10 @@ pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
 /// of processes holds one pidfd each). Only done once the child has exec'd,
 /// so the child keeps the limit it was started with.
 pub fn raise_nofile_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: lim is a valid rlimit to fill and then pass back.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -410,7 +449,12 @@ pub fn close_fds_from(first: RawFd, keep: RawFd) {
         if keep > first {
             libc::syscall(libc::SYS_close_range, first as u32, (keep - 1) as u32, 0u32);
         }
-        libc::syscall(libc::SYS_close_range, (keep.max(first - 1) + 1) as u32, u32::MAX, 0u32);
+        libc::syscall(
+            libc::SYS_close_range,
+            (keep.max(first - 1) + 1) as u32,
+            u32::MAX,
+            0u32,
+        );
     }
 }
 
@@ -435,7 +479,11 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
 /// Waits until a pidfd says its process exited, or `timeout` passes.
 /// Returns true when it exited.
 pub fn pidfd_wait(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut p, 1, ms) };

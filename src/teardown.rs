@@ -127,7 +127,11 @@ impl Summary {
 }
 
 pub fn fmt_ms(ms: u64) -> String {
-    if ms < 1000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1000.0) }
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
 }
 
 /// Which processes the teardown ends.
@@ -245,7 +249,9 @@ impl Teardown {
     }
 
     fn is_exempt(&self, st: &Stat) -> bool {
-        self.exempt.iter().any(|&e| if e < 0 { st.pgrp == -e } else { st.pid == e })
+        self.exempt
+            .iter()
+            .any(|&e| if e < 0 { st.pgrp == -e } else { st.pid == e })
     }
 
     /// One scan of /proc: the tree's live members right now.
@@ -258,7 +264,13 @@ impl Teardown {
                 .filter(|s| !s.is_zombie())
                 .cloned()
                 .collect(),
-            Scope::Foreign { members, groups, sessions, born_after, uid } => {
+            Scope::Foreign {
+                members,
+                groups,
+                sessions,
+                born_after,
+                uid,
+            } => {
                 // Roots: members still alive as themselves, and processes born
                 // during the teardown in a member's group or session.
                 let mut roots: Vec<Pid> = Vec::new();
@@ -360,7 +372,11 @@ impl Teardown {
                 "process.signalled",
                 &format!(
                     "sent {} to {} ({})",
-                    signal::name(if forced { libc::SIGKILL } else { self.stop_signal }),
+                    signal::name(if forced {
+                        libc::SIGKILL
+                    } else {
+                        self.stop_signal
+                    }),
                     st.pid,
                     st.comm
                 ),
@@ -368,7 +384,10 @@ impl Teardown {
             );
             match &t.fd {
                 Some(fd) => {
-                    if epoll.add(fd.as_raw_fd(), PID_TOKEN | st.pid as u32 as u64).is_err() {
+                    if epoll
+                        .add(fd.as_raw_fd(), PID_TOKEN | st.pid as u32 as u64)
+                        .is_err()
+                    {
                         self.untracked = true;
                     }
                 }
@@ -393,7 +412,11 @@ impl Teardown {
         let after = self.started.elapsed();
         crate::log::debug(
             "process.ended",
-            &format!("{pid} ({}) ended after {}", t.command, fmt_ms(after.as_millis() as u64)),
+            &format!(
+                "{pid} ({}) ended after {}",
+                t.command,
+                fmt_ms(after.as_millis() as u64)
+            ),
             json!({"target_pid": pid, "command": t.command, "ended_by": ended_by, "after_ms": after.as_millis() as u64}),
         );
         self.outcomes.push(ProcessOutcome {
@@ -492,7 +515,10 @@ impl Teardown {
             let snap = Snapshot::scan();
             self.members(&snap)
                 .into_iter()
-                .map(|s| Survivor { pid: s.pid, command: s.comm })
+                .map(|s| Survivor {
+                    pid: s.pid,
+                    command: s.comm,
+                })
                 .collect()
         };
         let tracked: Vec<(Pid, Tracked)> = self.tracked.drain().collect();
@@ -527,9 +553,21 @@ fn send(fd: Option<&OwnedFd>, pid: Pid, sig: i32) {
 
 /// Runs a foreign teardown to the end with its own epoll (for `stop` and
 /// `reap`, which have no children of their own to wait for).
-pub fn run_foreign(roots: &[Stat], trigger: String, grace: Duration, kill_timeout: Duration) -> Summary {
+pub fn run_foreign(
+    roots: &[Stat],
+    trigger: String,
+    grace: Duration,
+    kill_timeout: Duration,
+) -> Summary {
     let epoll = Epoll::new().expect("epoll_create1");
-    let mut td = Teardown::new(Scope::foreign(roots), trigger, libc::SIGTERM, grace, kill_timeout, Vec::new());
+    let mut td = Teardown::new(
+        Scope::foreign(roots),
+        trigger,
+        libc::SIGTERM,
+        grace,
+        kill_timeout,
+        Vec::new(),
+    );
     td.sweep(&epoll);
     let mut tokens = Vec::new();
     while td.phase() != Phase::Done {
@@ -537,7 +575,9 @@ pub fn run_foreign(roots: &[Stat], trigger: String, grace: Duration, kill_timeou
         if td.phase() == Phase::Done {
             break;
         }
-        let timeout = td.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = td
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
         if epoll.wait(timeout, &mut tokens).is_err() {
             break;
         }
@@ -575,8 +615,21 @@ mod tests {
             clean.line(),
             "teardown (CMD exited with status 0) done in 1.5s: 3 ended on the stop signal, 1 killed, 0 survivors"
         );
-        let dirty = summary(vec![Survivor { pid: 42, command: "x".into() }, Survivor { pid: 7, command: "y".into() }]);
+        let dirty = summary(vec![
+            Survivor {
+                pid: 42,
+                command: "x".into(),
+            },
+            Survivor {
+                pid: 7,
+                command: "y".into(),
+            },
+        ]);
         assert!(!dirty.clean());
-        assert!(dirty.line().ends_with("2 survivors (42, 7)"), "{}", dirty.line());
+        assert!(
+            dirty.line().ends_with("2 survivors (42, 7)"),
+            "{}",
+            dirty.line()
+        );
     }
 }

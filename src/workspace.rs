@@ -49,13 +49,22 @@ pub struct Inspected {
 
 impl Inspected {
     pub fn rss_bytes(&self) -> u64 {
-        let pages: u64 = self.members.iter().chain(self.supervisor.iter()).map(|s| s.rss_pages).sum();
+        let pages: u64 = self
+            .members
+            .iter()
+            .chain(self.supervisor.iter())
+            .map(|s| s.rss_pages)
+            .sum();
         pages * sys::page_size()
     }
 
     /// Roots for a foreign teardown of what is left (supervisor first).
     pub fn roots(&self) -> Vec<Stat> {
-        self.supervisor.iter().chain(self.members.iter()).cloned().collect()
+        self.supervisor
+            .iter()
+            .chain(self.members.iter())
+            .cloned()
+            .collect()
     }
 }
 
@@ -84,10 +93,10 @@ pub fn inspect(record: Record, snap: &Snapshot) -> Inspected {
         }
     } else {
         let mut roots: Vec<Pid> = Vec::new();
-        if let Some(oc) = &record.opencode {
-            if snap.get(oc.pid).is_some_and(|s| is(oc, s)) {
-                roots.push(oc.pid);
-            }
+        if let Some(oc) = &record.opencode
+            && snap.get(oc.pid).is_some_and(|s| is(oc, s))
+        {
+            roots.push(oc.pid);
         }
         // Processes that escaped opencode's tree (their parent died) still
         // carry the marker; only those born after the workspace are checked.
@@ -110,10 +119,10 @@ pub fn inspect(record: Record, snap: &Snapshot) -> Inspected {
             if pid <= 1 || pid == me || !seen.insert(pid) {
                 continue;
             }
-            if let Some(s) = snap.get(pid).filter(|s| !s.is_zombie()) {
-                if owned(pid, uid) {
-                    members.push(s.clone());
-                }
+            if let Some(s) = snap.get(pid).filter(|s| !s.is_zombie())
+                && owned(pid, uid)
+            {
+                members.push(s.clone());
             }
         }
     }
@@ -124,19 +133,33 @@ pub fn inspect(record: Record, snap: &Snapshot) -> Inspected {
     } else {
         State::Orphaned
     };
-    Inspected { record, state, supervisor, members }
+    Inspected {
+        record,
+        state,
+        supervisor,
+        members,
+    }
 }
 
 /// `GET {url}/global/health`: true when the server answers 2xx in time.
 pub fn health(url: &str, timeout: Duration) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else { return false };
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
     let authority = rest.split('/').next().unwrap_or(rest);
-    let Ok(mut addrs) = authority.to_socket_addrs() else { return false };
-    let Some(addr) = addrs.next() else { return false };
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else { return false };
+    let Ok(mut addrs) = authority.to_socket_addrs() else {
+        return false;
+    };
+    let Some(addr) = addrs.next() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
-    let req = format!("GET /global/health HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("GET /global/health HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     if stream.write_all(req.as_bytes()).is_err() {
         return false;
     }
@@ -205,9 +228,15 @@ mod tests {
             parse_listening("INFO 2026 opencode server listening on http://127.0.0.1:1/ extra"),
             Some("http://127.0.0.1:1/")
         );
-        assert_eq!(parse_listening("Warning: OPENCODE_SERVER_PASSWORD is not set"), None);
+        assert_eq!(
+            parse_listening("Warning: OPENCODE_SERVER_PASSWORD is not set"),
+            None
+        );
         assert_eq!(parse_listening("opencode server listening on "), None);
-        assert_eq!(parse_listening("opencode server listening on ftp://x"), None);
+        assert_eq!(
+            parse_listening("opencode server listening on ftp://x"),
+            None
+        );
     }
 
     #[test]

@@ -18,7 +18,10 @@ fn tree_py() -> String {
 fn exit_codes_are_the_childs() {
     let s = Scene::new("exit");
     for code in [0, 1, 42, 255] {
-        let (o, _) = run_output(s.ocwrap(&["-q", "--", "sh", "-c", &format!("exit {code}")]), T);
+        let (o, _) = run_output(
+            s.ocwrap(&["-q", "--", "sh", "-c", &format!("exit {code}")]),
+            T,
+        );
         assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
     }
 }
@@ -26,8 +29,17 @@ fn exit_codes_are_the_childs() {
 #[test]
 fn death_by_signal_is_128_plus_n() {
     let s = Scene::new("sig");
-    for (name, n) in [("TERM", 15), ("KILL", 9), ("HUP", 1), ("USR1", 10), ("SEGV", 11)] {
-        let (o, _) = run_output(s.ocwrap(&["-q", "--", "sh", "-c", &format!("kill -{name} $$")]), T);
+    for (name, n) in [
+        ("TERM", 15),
+        ("KILL", 9),
+        ("HUP", 1),
+        ("USR1", 10),
+        ("SEGV", 11),
+    ] {
+        let (o, _) = run_output(
+            s.ocwrap(&["-q", "--", "sh", "-c", &format!("kill -{name} $$")]),
+            T,
+        );
         assert_eq!(o.status.code(), Some(128 + n), "{name}: {}", stderr(&o));
     }
 }
@@ -38,7 +50,10 @@ fn not_found_is_127_and_not_executable_is_126() {
     let (o, _) = run_output(s.ocwrap(&["--", "/nonexistent/cmd-xyz"]), T);
     assert_eq!(o.status.code(), Some(127));
     let err = stderr(&o);
-    assert!(err.contains("command not found") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("command not found") && err.lines().count() == 1,
+        "{err}"
+    );
 
     let script = s.path("not-executable.sh");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
@@ -66,7 +81,13 @@ fn bad_usage_is_125_with_a_clear_message() {
 fn arguments_pass_exactly() {
     let s = Scene::new("args");
     let args = ["a b", "\"q\"", "it's", "", "--x", "-q", "$HOME", "*"];
-    let mut all = vec!["-q", "--", "python3", "-c", "import sys,json; print(json.dumps(sys.argv[1:]))"];
+    let mut all = vec![
+        "-q",
+        "--",
+        "python3",
+        "-c",
+        "import sys,json; print(json.dumps(sys.argv[1:]))",
+    ];
     all.extend(args);
     let (o, _) = run_output(s.ocwrap(&all), T);
     let got: Vec<String> = serde_json::from_str(stdout(&o).trim()).unwrap();
@@ -80,9 +101,16 @@ fn arguments_pass_exactly() {
 fn stdin_and_stdout_pass_through() {
     let s = Scene::new("stdio");
     let mut c = s.ocwrap(&["-q", "--", "cat"]);
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\nworld\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.stdout, b"hello\nworld\n");
     assert!(out.status.success());
@@ -99,7 +127,10 @@ fn child_starts_clean_in_its_own_group() {
                  os.closerange(3, 65536); os.execv(sys.argv[1], sys.argv[1:])";
     let wrapped = |args: &[&str]| {
         let mut c = Command::new("python3");
-        c.args(["-c", outer, bin(), "-q", "--"]).args(args).env(MARK_VAR, &s.mark).env("OCWRAP_TEST_ENV", "kept");
+        c.args(["-c", outer, bin(), "-q", "--"])
+            .args(args)
+            .env(MARK_VAR, &s.mark)
+            .env("OCWRAP_TEST_ENV", "kept");
         c.current_dir(&s.dir);
         let (o, _) = run_output(c, T);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -107,7 +138,11 @@ fn child_starts_clean_in_its_own_group() {
     };
     let status = wrapped(&["cat", "/proc/self/status"]);
     let field = |name: &str| {
-        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).unwrap()
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap()
     };
     assert_eq!(field("SigBlk:"), "0000000000000000");
     assert_eq!(field("SigIgn:"), "0000000000000000");
@@ -117,7 +152,10 @@ fn child_starts_clean_in_its_own_group() {
     let st = ocwrap::procfs::parse_stat(&stat).unwrap();
     assert_eq!(st.pgrp, st.pid, "child leads its own process group");
     assert_eq!(wrapped(&["sh", "-c", "echo $OCWRAP_TEST_ENV"]), "kept\n");
-    assert_eq!(wrapped(&["pwd"]).trim(), s.dir.canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(
+        wrapped(&["pwd"]).trim(),
+        s.dir.canonicalize().unwrap().to_str().unwrap()
+    );
 }
 
 fn forwarded(s: &mut Scene, extra: &[&str], sigs: &[&str]) -> Vec<String> {
@@ -136,13 +174,19 @@ fn forwarded(s: &mut Scene, extra: &[&str], sigs: &[&str]) -> Vec<String> {
         kill_pid(pid as i32, signal_of(sig));
         let want = format!("SIG{sig}");
         assert!(
-            wait_until(T, || std::fs::read_to_string(&rec).unwrap_or_default().contains(&want)),
+            wait_until(T, || std::fs::read_to_string(&rec)
+                .unwrap_or_default()
+                .contains(&want)),
             "{sig} was not forwarded"
         );
     }
     kill_pid(pid as i32, libc::SIGTERM);
     assert!(s.wait(pid, T).is_some());
-    std::fs::read_to_string(&rec).unwrap_or_default().lines().map(String::from).collect()
+    std::fs::read_to_string(&rec)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -152,7 +196,10 @@ fn every_forwarded_signal_arrives() {
     assert_eq!(&got[..4], ["SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT"]);
     for sig in ["TERM", "INT", "QUIT", "HUP"] {
         let got = forwarded(&mut s, &[], &[sig]);
-        assert_eq!(got.first().map(String::as_str), Some(format!("SIG{sig}").as_str()));
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some(format!("SIG{sig}").as_str())
+        );
     }
 }
 
@@ -186,7 +233,15 @@ fn forward_to_group_reaches_the_whole_group() {
 fn a_burst_of_orphans_leaves_no_zombie() {
     let mut s = Scene::new("orphans");
     let out = s.path("orphans.json");
-    let pid = s.spawn(s.ocwrap(&["-q", "--", "python3", &tree_py(), "orphans", out.to_str().unwrap(), "2000"]));
+    let pid = s.spawn(s.ocwrap(&[
+        "-q",
+        "--",
+        "python3",
+        &tree_py(),
+        "orphans",
+        out.to_str().unwrap(),
+        "2000",
+    ]));
     let _ = s.read_json("orphans.json");
     assert!(
         wait_until(T, || zombies_of(pid as i32) == 0),
@@ -202,7 +257,16 @@ fn the_whole_tree_is_gone_and_the_stubborn_one_killed_after_the_grace() {
     let mut s = Scene::new("tree");
     let out = s.path("tree.json");
     let start = Instant::now();
-    let mut c = s.ocwrap(&["--grace", "2s", "--", "python3", &tree_py(), "tree", out.to_str().unwrap(), "exit"]);
+    let mut c = s.ocwrap(&[
+        "--grace",
+        "2s",
+        "--",
+        "python3",
+        &tree_py(),
+        "tree",
+        out.to_str().unwrap(),
+        "exit",
+    ]);
     c.stderr(Stdio::piped());
     let pid = s.spawn(c);
     let status = s.wait(pid, T).expect("ocwrap did not exit");
@@ -210,14 +274,23 @@ fn the_whole_tree_is_gone_and_the_stubborn_one_killed_after_the_grace() {
     assert_eq!(status.code(), Some(0));
     let tree = s.read_json("tree.json");
     for (name, p) in tree.as_object().unwrap() {
-        assert!(!is_alive(p.as_i64().unwrap() as i32), "{name} ({p}) survived");
+        assert!(
+            !is_alive(p.as_i64().unwrap() as i32),
+            "{name} ({p}) survived"
+        );
     }
     assert!(s.alive().is_empty(), "survivors: {:?}", s.alive());
     // Only the SIGTERM-ignoring child needed the grace.
-    assert!(elapsed >= Duration::from_secs(2), "exited after {elapsed:?}, before the grace");
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "exited after {elapsed:?}, before the grace"
+    );
     let mut err = String::new();
     std::io::Read::read_to_string(&mut s.take_child(pid).stderr.take().unwrap(), &mut err).unwrap();
-    assert!(err.contains("4 ended on the stop signal, 1 killed, 0 survivors"), "{err}");
+    assert!(
+        err.contains("4 ended on the stop signal, 1 killed, 0 survivors"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -230,8 +303,15 @@ fn teardown_returns_as_soon_as_the_tree_is_empty() {
     );
     let (o, elapsed) = run_output(s.ocwrap(&["--grace", "60s", "--", "sh", "-c", &script]), T);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?} with a 60s grace");
-    assert!(stderr(&o).contains("2 ended on the stop signal, 0 killed"), "{}", stderr(&o));
+    assert!(
+        elapsed < Duration::from_secs(20),
+        "took {elapsed:?} with a 60s grace"
+    );
+    assert!(
+        stderr(&o).contains("2 ended on the stop signal, 0 killed"),
+        "{}",
+        stderr(&o)
+    );
     assert!(s.alive().is_empty());
 }
 
@@ -239,7 +319,16 @@ fn teardown_returns_as_soon_as_the_tree_is_empty() {
 fn a_second_signal_escalates_to_sigkill() {
     let mut s = Scene::new("escalate");
     let out = s.path("tree.json");
-    let mut c = s.ocwrap(&["--grace", "120s", "--", "python3", &tree_py(), "tree", out.to_str().unwrap(), "wait"]);
+    let mut c = s.ocwrap(&[
+        "--grace",
+        "120s",
+        "--",
+        "python3",
+        &tree_py(),
+        "tree",
+        out.to_str().unwrap(),
+        "wait",
+    ]);
     c.stderr(Stdio::piped());
     let pid = s.spawn(c);
     let _ = s.read_json("tree.json");
@@ -270,8 +359,19 @@ fn works_as_pid_1_in_a_pid_namespace() {
                       for i in $(seq 200); do (true &) ; done; \
                       test $PPID = 1 && echo under-pid-1; exit 7";
         let mut c = Command::new("unshare");
-        c.args(["--pid", "--fork", "--mount-proc", bin(), "--grace", "5s", "--", "sh", "-c", script])
-            .env(MARK_VAR, &s.mark);
+        c.args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            bin(),
+            "--grace",
+            "5s",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env(MARK_VAR, &s.mark);
         let (o, _) = run_output(c, T);
         assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
         assert_eq!(stdout(&o), "under-pid-1\n");
@@ -295,13 +395,23 @@ fn parent_death_signal_reaches_cmd() {
         "--",
         "sh",
         "-c",
-        &format!("echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 1000", out.display()),
+        &format!(
+            "echo $$ > {}.tmp && mv {0}.tmp {0} && exec sleep 1000",
+            out.display()
+        ),
     ]));
     assert!(wait_until(T, || out.exists()));
-    let cmd: i32 = std::fs::read_to_string(&out).unwrap().trim().parse().unwrap();
+    let cmd: i32 = std::fs::read_to_string(&out)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(is_alive(cmd));
     kill_pid(pid as i32, libc::SIGKILL);
-    assert!(wait_until(T, || !is_alive(cmd)), "CMD outlived a SIGKILLed ocwrap");
+    assert!(
+        wait_until(T, || !is_alive(cmd)),
+        "CMD outlived a SIGKILLed ocwrap"
+    );
 }
 
 #[test]
@@ -312,11 +422,21 @@ fn never_signals_a_process_that_is_not_a_descendant() {
     bystander.arg("1000").env(MARK_VAR, &s.mark);
     let by = s.spawn(bystander) as i32;
     let (o, _) = run_output(
-        s.ocwrap(&["--forward-to", "group", "--", "sh", "-c", "sleep 1000 & kill -TERM $PPID; wait"]),
+        s.ocwrap(&[
+            "--forward-to",
+            "group",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1000 & kill -TERM $PPID; wait",
+        ]),
         T,
     );
     assert!(stderr(&o).contains("0 survivors"), "{}", stderr(&o));
-    assert!(is_alive(by), "a process outside ocwrap's tree was signalled");
+    assert!(
+        is_alive(by),
+        "a process outside ocwrap's tree was signalled"
+    );
 }
 
 #[test]
@@ -334,7 +454,10 @@ fn options_come_from_the_environment_and_flags_win() {
     let mut c = s.ocwrap(&args);
     c.env("OCWRAP_GRACE", "1h");
     let (o, elapsed) = run_output(c, T);
-    assert!(elapsed < Duration::from_secs(10), "the flag did not win: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "the flag did not win: {elapsed:?}"
+    );
     assert!(stderr(&o).contains("1 killed"), "{}", stderr(&o));
 }
 
@@ -344,15 +467,41 @@ fn quiet_verbose_and_json_logs() {
     let (o, _) = run_output(s.ocwrap(&["-q", "--", "true"]), T);
     assert_eq!(stderr(&o), "");
     let (o, _) = run_output(s.ocwrap(&["--", "true"]), T);
-    assert!(stderr(&o).starts_with("ocwrap: teardown (CMD exited with status 0)"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("ocwrap: teardown (CMD exited with status 0)"),
+        "{}",
+        stderr(&o)
+    );
     let (o, _) = run_output(s.ocwrap(&["-v", "--", "true"]), T);
-    assert!(stderr(&o).contains("ocwrap: started true as"), "{}", stderr(&o));
-    let (o, _) = run_output(s.ocwrap(&["--log-format", "json", "--", "sh", "-c", "sleep 1000 & exit 0"]), T);
-    let events: Vec<serde_json::Value> =
-        stderr(&o).lines().map(|l| serde_json::from_str(l).expect(l)).collect();
-    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert!(
+        stderr(&o).contains("ocwrap: started true as"),
+        "{}",
+        stderr(&o)
+    );
+    let (o, _) = run_output(
+        s.ocwrap(&[
+            "--log-format",
+            "json",
+            "--",
+            "sh",
+            "-c",
+            "sleep 1000 & exit 0",
+        ]),
+        T,
+    );
+    let events: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"teardown.completed"), "{names:?}");
-    let done = events.iter().find(|e| e["event"] == "teardown.completed").unwrap();
+    let done = events
+        .iter()
+        .find(|e| e["event"] == "teardown.completed")
+        .unwrap();
     assert_eq!(done["ended_on_stop_signal"], 1);
     assert!(done["ts"].is_string() && done["level"] == "info");
 }

@@ -38,17 +38,27 @@ fn spawn_detached(s: &Scene, dir: &str, extra: &[&str]) -> Value {
 fn ps(s: &Scene) -> Vec<Value> {
     let (o, _) = run_output(s.ocwrap(&["ps", "--json"]), T);
     assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_str::<Value>(&stdout(&o)).unwrap().as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&stdout(&o))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
 fn detached_spawn_prints_exactly_the_url_and_stop_leaves_nothing() {
     let s = Scene::new("ws-url");
     let dir = folder(&s, "repo");
-    let (o, _) = run_output(s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), &dir]), T);
+    let (o, _) = run_output(
+        s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), &dir]),
+        T,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.starts_with("http://127.0.0.1:") && out.ends_with('\n') && out.lines().count() == 1, "{out:?}");
+    assert!(
+        out.starts_with("http://127.0.0.1:") && out.ends_with('\n') && out.lines().count() == 1,
+        "{out:?}"
+    );
     // The supervisor, opencode, its child and its setsid daemon.
     assert!(wait_until(T, || s.alive().len() >= 4), "{:?}", s.alive());
     let rows = ps(&s);
@@ -60,7 +70,11 @@ fn detached_spawn_prints_exactly_the_url_and_stop_leaves_nothing() {
     assert!(rows[0]["rss_bytes"].as_u64().unwrap() > 0);
 
     let (o, _) = run_output(s.ocwrap(&["ps", "--check"]), T);
-    assert!(stdout(&o).contains("healthy") && !stdout(&o).contains("unresponsive"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("healthy") && !stdout(&o).contains("unresponsive"),
+        "{}",
+        stdout(&o)
+    );
 
     // Stop by folder.
     let (o, _) = run_output(s.ocwrap(&["stop", &dir]), T);
@@ -85,13 +99,26 @@ fn json_output_has_every_field() {
     assert!(is_alive(sup) && is_alive(oc));
     // opencode runs in the folder, with `serve --port=0 --print-logs`.
     let cmdline = std::fs::read_to_string(format!("/proc/{oc}/cmdline")).unwrap();
-    assert!(cmdline.contains("serve\0--port=0\0--print-logs"), "{cmdline:?}");
-    assert_eq!(std::fs::read_link(format!("/proc/{oc}/cwd")).unwrap().display().to_string(), dir);
+    assert!(
+        cmdline.contains("serve\0--port=0\0--print-logs"),
+        "{cmdline:?}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{oc}/cwd"))
+            .unwrap()
+            .display()
+            .to_string(),
+        dir
+    );
     // The detached supervisor is in its own session and holds no tty.
     let st = ocwrap::procfs::read_stat(sup).unwrap();
     assert_eq!(st.session, sup);
     let log = j["log"].as_str().unwrap();
-    assert!(std::fs::read_to_string(log).unwrap().contains("opencode server listening on"));
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("opencode server listening on")
+    );
     let (o, _) = run_output(s.ocwrap(&["stop", j["id"].as_str().unwrap()]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(s.alive().is_empty(), "{:?}", s.alive());
@@ -103,11 +130,15 @@ fn foreground_spawn_ends_its_whole_tree_on_sigterm() {
     let dir = folder(&s, "repo");
     let pids = s.path("pids.json");
     let mut c = s.ocwrap(&["spawn", "--opencode", &fake(), "--grace", "5s", &dir]);
-    c.env("FAKE_OPENCODE_PIDS", &pids).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.env("FAKE_OPENCODE_PIDS", &pids)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let pid = s.spawn(c);
     let mut child = s.take_child(pid);
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
     let p = s.read_json("pids.json");
     let daemon = p["children"][1].as_i64().unwrap() as i32;
@@ -116,9 +147,17 @@ fn foreground_spawn_ends_its_whole_tree_on_sigterm() {
     kill_pid(pid as i32, libc::SIGTERM);
     let status = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     // opencode's own output went to stderr, after ocwrap's lines.
-    assert!(err.contains("Warning: OPENCODE_SERVER_PASSWORD is not set"), "{err}");
+    assert!(
+        err.contains("Warning: OPENCODE_SERVER_PASSWORD is not set"),
+        "{err}"
+    );
     assert!(err.contains("0 survivors"), "{err}");
     assert_eq!(status.code(), Some(143), "{err}");
     assert!(!is_alive(daemon), "the setsid daemon survived");
@@ -129,12 +168,18 @@ fn foreground_spawn_ends_its_whole_tree_on_sigterm() {
 #[test]
 fn bad_folder_and_missing_opencode_fail_before_anything_starts() {
     let s = Scene::new("ws-bad");
-    let (o, _) = run_output(s.ocwrap(&["spawn", "--opencode", &fake(), "/nonexistent/folder"]), T);
+    let (o, _) = run_output(
+        s.ocwrap(&["spawn", "--opencode", &fake(), "/nonexistent/folder"]),
+        T,
+    );
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("/nonexistent/folder"), "{}", stderr(&o));
     let file = s.path("file");
     std::fs::write(&file, "x").unwrap();
-    let (o, _) = run_output(s.ocwrap(&["spawn", "--opencode", &fake(), file.to_str().unwrap()]), T);
+    let (o, _) = run_output(
+        s.ocwrap(&["spawn", "--opencode", &fake(), file.to_str().unwrap()]),
+        T,
+    );
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("is not a directory"), "{}", stderr(&o));
 
@@ -153,12 +198,24 @@ fn never_ready_crash_and_slow_servers() {
     let s = Scene::new("ws-ready");
     let dir = folder(&s, "repo");
     // Never ready: the timeout tears the tree down; the error quotes output.
-    let mut c = s.ocwrap(&["spawn", "--opencode", &fake(), "--ready-timeout", "1s", "--grace", "2s", &dir]);
+    let mut c = s.ocwrap(&[
+        "spawn",
+        "--opencode",
+        &fake(),
+        "--ready-timeout",
+        "1s",
+        "--grace",
+        "2s",
+        &dir,
+    ]);
     c.env("FAKE_OPENCODE_MODE", "never");
     let (o, elapsed) = run_output(c, T);
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("not ready within 1s") && err.contains("OPENCODE_SERVER_PASSWORD"), "{err}");
+    assert!(
+        err.contains("not ready within 1s") && err.contains("OPENCODE_SERVER_PASSWORD"),
+        "{err}"
+    );
     assert!(elapsed < Duration::from_secs(15));
     assert_eq!(stdout(&o), "");
     assert!(s.alive().is_empty(), "{:?}", s.alive());
@@ -169,12 +226,25 @@ fn never_ready_crash_and_slow_servers() {
     c.env("FAKE_OPENCODE_MODE", "crash");
     let (o, _) = run_output(c, T);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("fatal: something broke"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fatal: something broke"),
+        "{}",
+        stderr(&o)
+    );
     assert!(wait_until(T, || s.alive().is_empty()), "{:?}", s.alive());
 
     // Slow but within the timeout.
-    let mut c = s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), "--ready-timeout", "20s", &dir]);
-    c.env("FAKE_OPENCODE_MODE", "slow").env("FAKE_OPENCODE_DELAY", "1.5");
+    let mut c = s.ocwrap(&[
+        "spawn",
+        "--detach",
+        "--opencode",
+        &fake(),
+        "--ready-timeout",
+        "20s",
+        &dir,
+    ]);
+    c.env("FAKE_OPENCODE_MODE", "slow")
+        .env("FAKE_OPENCODE_DELAY", "1.5");
     let (o, _) = run_output(c, T);
     assert!(o.status.success(), "{}", stderr(&o));
     let (o, _) = run_output(s.ocwrap(&["stop", "--all"]), T);
@@ -194,7 +264,9 @@ fn output_is_drained_so_opencode_never_blocks() {
     let log = j["log"].as_str().unwrap().to_string();
     // 20000 lines of 200 bytes: far more than a pipe holds.
     assert!(
-        wait_until(T, || std::fs::read_to_string(&log).unwrap_or_default().contains("log line 19999 ")),
+        wait_until(T, || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("log line 19999 ")),
         "opencode's output stalled"
     );
     let (o, _) = run_output(s.ocwrap(&["stop", "--all"]), T);
@@ -221,21 +293,35 @@ fn ps_states_and_reap_after_the_supervisor_is_killed() {
     let before = s.alive();
     // A pattern nobody matches keeps other orphans on the machine (other
     // tests', running in parallel) out of this test: only the registry part.
-    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--json", "--match", &s.mark]), T);
+    let (o, _) = run_output(
+        s.ocwrap(&["reap", "--dry-run", "--json", "--match", &s.mark]),
+        T,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let doc: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let targets = doc["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 1, "{doc}");
     assert_eq!(targets[0]["workspace"], j["id"]);
-    let listed: Vec<i32> = targets[0]["processes"].as_array().unwrap().iter().map(|p| p.as_i64().unwrap() as i32).collect();
+    let listed: Vec<i32> = targets[0]["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap() as i32)
+        .collect();
     assert_eq!(listed.len(), 2, "{doc}");
-    assert!(listed.iter().all(|p| before.contains(p)), "{listed:?} vs {before:?}");
+    assert!(
+        listed.iter().all(|p| before.contains(p)),
+        "{listed:?} vs {before:?}"
+    );
     assert_eq!(s.alive(), before, "dry run signalled something");
 
     let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s", "--match", &s.mark]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(s.alive().is_empty(), "{:?}", s.alive());
-    assert!(ps(&s).is_empty(), "the reaped workspace's record is still there");
+    assert!(
+        ps(&s).is_empty(),
+        "the reaped workspace's record is still there"
+    );
 }
 
 #[test]
@@ -250,14 +336,27 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
         fake(),
         s.mark
     );
-    let st = Command::new("sh").args(["-c", &script]).env(MARK_VAR, &s.mark).current_dir(&dir).status().unwrap();
+    let st = Command::new("sh")
+        .args(["-c", &script])
+        .env(MARK_VAR, &s.mark)
+        .current_dir(&dir)
+        .status()
+        .unwrap();
     assert!(st.success());
     let orphan = s.read_json("orphan.json")["opencode"].as_i64().unwrap() as i32;
     // One with a live parent: a shell that waits for it.
     let pids2 = s.path("kept.json");
     let mut keeper = Command::new("sh");
     keeper
-        .args(["-c", &format!("FAKE_OPENCODE_PIDS={} {} serve --port=0 --mark={} >/dev/null 2>&1; wait", pids2.display(), fake(), s.mark)])
+        .args([
+            "-c",
+            &format!(
+                "FAKE_OPENCODE_PIDS={} {} serve --port=0 --mark={} >/dev/null 2>&1; wait",
+                pids2.display(),
+                fake(),
+                s.mark
+            ),
+        ])
         .env(MARK_VAR, &s.mark);
     let mut keeper = keeper.spawn().unwrap();
     let kept = s.read_json("kept.json")["opencode"].as_i64().unwrap() as i32;
@@ -265,10 +364,21 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     // The default pattern finds it (a dry run touches nothing, so other
     // tests' orphans it may list are safe).
     let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run"]), T);
-    assert!(stdout(&o).contains(&format!("would end {orphan} ")), "{}", stdout(&o));
-    assert!(!stdout(&o).contains(&format!("would end {kept} ")), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("would end {orphan} ")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !stdout(&o).contains(&format!("would end {kept} ")),
+        "{}",
+        stdout(&o)
+    );
     // Also check with a pattern that matches nothing: nothing to reap.
-    let (o, _) = run_output(s.ocwrap(&["reap", "--dry-run", "--match", "no-such-server-xyz"]), T);
+    let (o, _) = run_output(
+        s.ocwrap(&["reap", "--dry-run", "--match", "no-such-server-xyz"]),
+        T,
+    );
     assert_eq!(stdout(&o), "nothing to reap\n");
 
     let pattern = format!("serve --port=0 --mark={}", s.mark);
@@ -289,7 +399,9 @@ fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
     let mut victim = victim.spawn().unwrap();
     let vpid = victim.id() as i32;
     let start = ocwrap::procfs::read_stat(vpid).unwrap().start_time;
-    let reg = ocwrap::registry::Registry::open(Some(&s.state_dir()), true).unwrap().unwrap();
+    let reg = ocwrap::registry::Registry::open(Some(&s.state_dir()), true)
+        .unwrap()
+        .unwrap();
     let rec = ocwrap::registry::Record {
         version: 1,
         id: "0badf00d".into(),
@@ -298,8 +410,14 @@ fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
         port: Some(9),
         uid: ocwrap::sys::getuid(),
         // Same PID, another start time: the process it meant is gone.
-        supervisor: ocwrap::registry::ProcId { pid: vpid, start_time: start + 7 },
-        opencode: Some(ocwrap::registry::ProcId { pid: vpid, start_time: start + 7 }),
+        supervisor: ocwrap::registry::ProcId {
+            pid: vpid,
+            start_time: start + 7,
+        },
+        opencode: Some(ocwrap::registry::ProcId {
+            pid: vpid,
+            start_time: start + 7,
+        }),
         pgid: vpid,
         log: None,
         started_at: 0,
@@ -313,7 +431,10 @@ fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
     assert!(o.status.success(), "{}", stderr(&o));
     let (o, _) = run_output(s.ocwrap(&["reap", "--match", &s.mark]), T);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(is_alive(vpid), "an unrelated process with a recycled PID was signalled");
+    assert!(
+        is_alive(vpid),
+        "an unrelated process with a recycled PID was signalled"
+    );
     let _ = victim.kill();
     let _ = victim.wait();
 }
@@ -383,7 +504,16 @@ fn concurrent_spawns_get_their_own_records() {
 fn stop_ends_a_server_that_ignores_sigterm_and_unknown_ids_fail() {
     let s = Scene::new("ws-stubborn");
     let dir = folder(&s, "repo");
-    let mut c = s.ocwrap(&["spawn", "--detach", "--json", "--grace", "1s", "--opencode", &fake(), &dir]);
+    let mut c = s.ocwrap(&[
+        "spawn",
+        "--detach",
+        "--json",
+        "--grace",
+        "1s",
+        "--opencode",
+        &fake(),
+        &dir,
+    ]);
     c.env("FAKE_OPENCODE_MODE", "ignore-term");
     let (o, _) = run_output(c, T);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -392,5 +522,9 @@ fn stop_ends_a_server_that_ignores_sigterm_and_unknown_ids_fail() {
     assert!(s.alive().is_empty(), "{:?}", s.alive());
     let (o, _) = run_output(s.ocwrap(&["stop", "ffffffff"]), T);
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("no workspace matches 'ffffffff'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no workspace matches 'ffffffff'"),
+        "{}",
+        stderr(&o)
+    );
 }

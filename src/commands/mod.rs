@@ -16,7 +16,9 @@ use crate::exit_code::ExitCode;
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     let global = cli.global;
     if cli.sub.is_some() && !cli.command.is_empty() {
-        anyhow::bail!("`-- CMD` cannot be combined with a subcommand (use `ocwrap run CMD` or `ocwrap -- CMD`)");
+        anyhow::bail!(
+            "`-- CMD` cannot be combined with a subcommand (use `ocwrap run CMD` or `ocwrap -- CMD`)"
+        );
     }
     match cli.sub {
         None if cli.command.is_empty() => {

@@ -22,14 +22,27 @@ pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     };
     let records = reg.load_all();
-    let snap = if records.is_empty() { Snapshot { procs: Default::default() } } else { Snapshot::scan() };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let snap = if records.is_empty() {
+        Snapshot {
+            procs: Default::default(),
+        }
+    } else {
+        Snapshot::scan()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut rows = Vec::new();
     for rec in records {
         let w = workspace::inspect(rec, &snap);
         let health = match (&w.record.url, args.check, w.state) {
             (Some(url), true, State::Running | State::Orphaned) => {
-                Some(if workspace::health(url, Duration::from_secs(2)) { "healthy" } else { "unresponsive" })
+                Some(if workspace::health(url, Duration::from_secs(2)) {
+                    "healthy"
+                } else {
+                    "unresponsive"
+                })
             }
             (_, true, _) => Some("unresponsive"),
             _ => None,
@@ -60,7 +73,14 @@ pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
     }
     let mut lines = vec![format!(
         "{:<8}  {:<8}  {:>7}  {:>7}  {:>5}  {:>7}  {:<28}  {}{}",
-        "ID", "STATE", "PID", "UPTIME", "PROCS", "RSS", "URL", "FOLDER",
+        "ID",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "PROCS",
+        "RSS",
+        "URL",
+        "FOLDER",
         if args.check { "  HEALTH" } else { "" }
     )];
     for r in &rows {
@@ -74,7 +94,10 @@ pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
             workspace::fmt_bytes(r["rss_bytes"].as_u64().unwrap_or(0)),
             r["url"].as_str().unwrap_or("-"),
             r["folder"].as_str().unwrap_or(""),
-            r["health"].as_str().map(|h| format!("  {h}")).unwrap_or_default(),
+            r["health"]
+                .as_str()
+                .map(|h| format!("  {h}"))
+                .unwrap_or_default(),
         ));
     }
     println!("{}", lines.join("\n"));

@@ -28,7 +28,14 @@ use crate::workspace::{self, State};
 
 const DEFAULT_PATTERN: &str = "opencode serve";
 /// Parents that adopt orphans: a process under one of these lost its own.
-const REAPERS: &[&str] = &["systemd", "init", "tini", "dumb-init", "catatonit", "docker-init"];
+const REAPERS: &[&str] = &[
+    "systemd",
+    "init",
+    "tini",
+    "dumb-init",
+    "catatonit",
+    "docker-init",
+];
 
 #[derive(Serialize)]
 struct Target {
@@ -42,7 +49,10 @@ struct Target {
 
 pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
     crate::sys::default_sigpipe();
-    let pattern = args.pattern.clone().unwrap_or_else(|| DEFAULT_PATTERN.to_string());
+    let pattern = args
+        .pattern
+        .clone()
+        .unwrap_or_else(|| DEFAULT_PATTERN.to_string());
     if pattern.trim().is_empty() {
         anyhow::bail!("--match needs a non-empty pattern");
     }
@@ -60,7 +70,11 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
     let reg = match Registry::open(global.state_dir.as_deref(), false) {
         Ok(r) => r,
         Err(e) => {
-            crate::log::warn("registry.refused", &format!("{e:#}; skipping the registry"), json!({}));
+            crate::log::warn(
+                "registry.refused",
+                &format!("{e:#}; skipping the registry"),
+                json!({}),
+            );
             None
         }
     };
@@ -81,13 +95,21 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
                     let first = &w.members[0];
                     crate::log::info(
                         "orphan.found",
-                        &format!("workspace {}: supervisor {} is gone, {} process(es) left", w.record.id, w.record.supervisor.pid, pids.len()),
+                        &format!(
+                            "workspace {}: supervisor {} is gone, {} process(es) left",
+                            w.record.id,
+                            w.record.supervisor.pid,
+                            pids.len()
+                        ),
                         json!({"workspace": w.record.id, "processes": pids}),
                     );
                     targets.push(Target {
                         pid: first.pid,
                         command: procfs::read_cmdline(first.pid),
-                        reason: format!("workspace {} lost its supervisor ({})", w.record.id, w.record.supervisor.pid),
+                        reason: format!(
+                            "workspace {} lost its supervisor ({})",
+                            w.record.id, w.record.supervisor.pid
+                        ),
                         workspace: Some(w.record.id.clone()),
                         processes: pids,
                     });
@@ -99,7 +121,11 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
     }
 
     // 2. Untracked orphans matching the pattern.
-    let mut orphans: Vec<&Stat> = snap.procs.values().filter(|s| is_orphan(s, &snap, me)).collect();
+    let mut orphans: Vec<&Stat> = snap
+        .procs
+        .values()
+        .filter(|s| is_orphan(s, &snap, me))
+        .collect();
     orphans.sort_by_key(|s| s.pid);
     for s in orphans {
         if claimed.contains(&s.pid) || live_workspace.contains(&s.pid) {
@@ -121,7 +147,12 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         claimed.extend(&tree);
         crate::log::info(
             "orphan.found",
-            &format!("orphan {} ({}) with {} process(es)", s.pid, cmdline, tree.len()),
+            &format!(
+                "orphan {} ({}) with {} process(es)",
+                s.pid,
+                cmdline,
+                tree.len()
+            ),
             json!({"orphan_pid": s.pid, "command": cmdline, "processes": tree}),
         );
         targets.push(Target {
@@ -139,26 +170,42 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     let summary = teardown::run_foreign(&roots, "reap".into(), args.grace, args.kill_timeout);
-    if let Some(reg) = &reg {
-        if summary.clean() {
-            for id in &finished_records {
-                reg.remove(id);
-            }
+    if let Some(reg) = &reg
+        && summary.clean()
+    {
+        for id in &finished_records {
+            reg.remove(id);
         }
     }
     print_targets(&targets, args.json, Some(&summary))?;
     if !targets.is_empty() {
-        crate::log::info("reap.completed", &summary.line(), json!({"duration_ms": summary.duration_ms, "survivors": summary.survivors}));
+        crate::log::info(
+            "reap.completed",
+            &summary.line(),
+            json!({"duration_ms": summary.duration_ms, "survivors": summary.survivors}),
+        );
         let orphan_count = targets.len() as u64;
         if let Err(e) = crate::report::record_counters(global, &summary, orphan_count) {
-            crate::log::warn("stats.failed", &format!("cannot update the counters: {e:#}"), json!({}));
+            crate::log::warn(
+                "stats.failed",
+                &format!("cannot update the counters: {e:#}"),
+                json!({}),
+            );
         }
     }
     if summary.clean() {
         Ok(ExitCode::Success)
     } else {
-        let pids: Vec<String> = summary.survivors.iter().map(|s| s.pid.to_string()).collect();
-        crate::log::error("reap.survivors", &format!("survivors: {}", pids.join(", ")), json!({"survivors": summary.survivors}));
+        let pids: Vec<String> = summary
+            .survivors
+            .iter()
+            .map(|s| s.pid.to_string())
+            .collect();
+        crate::log::error(
+            "reap.survivors",
+            &format!("survivors: {}", pids.join(", ")),
+            json!({"survivors": summary.survivors}),
+        );
         Ok(ExitCode::Survivors)
     }
 }
@@ -168,14 +215,20 @@ fn is_orphan(s: &Stat, snap: &Snapshot, me: Pid) -> bool {
     if s.pid <= 1 || s.pid == me || s.is_zombie() {
         return false;
     }
-    let Some(parent) = snap.get(s.ppid) else { return s.ppid == 1 };
+    let Some(parent) = snap.get(s.ppid) else {
+        return s.ppid == 1;
+    };
     if parent.comm == "ocwrap" {
         return false;
     }
     s.ppid == 1 || REAPERS.contains(&parent.comm.as_str())
 }
 
-fn print_targets(targets: &[Target], json_out: bool, summary: Option<&teardown::Summary>) -> Result<()> {
+fn print_targets(
+    targets: &[Target],
+    json_out: bool,
+    summary: Option<&teardown::Summary>,
+) -> Result<()> {
     if json_out {
         let doc = json!({
             "dry_run": summary.is_none(),
@@ -191,9 +244,20 @@ fn print_targets(targets: &[Target], json_out: bool, summary: Option<&teardown::
         println!("nothing to reap");
         return Ok(());
     }
-    let verb = if summary.is_some() { "ended" } else { "would end" };
+    let verb = if summary.is_some() {
+        "ended"
+    } else {
+        "would end"
+    };
     for t in targets {
-        println!("{verb} {} ({} process{}): {} — {}", t.pid, t.processes.len(), if t.processes.len() == 1 { "" } else { "es" }, t.command, t.reason);
+        println!(
+            "{verb} {} ({} process{}): {} — {}",
+            t.pid,
+            t.processes.len(),
+            if t.processes.len() == 1 { "" } else { "es" },
+            t.command,
+            t.reason
+        );
     }
     Ok(())
 }

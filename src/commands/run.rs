@@ -19,7 +19,12 @@ pub fn run(global: &GlobalArgs, opts: SuperviseArgs, command: Vec<OsString>) -> 
         Err(e) => return Ok(spawn_error(e)),
     };
     let finished = sup.run(None)?;
-    Ok(crate::report::conclude(global, report.as_deref(), &finished, None))
+    Ok(crate::report::conclude(
+        global,
+        report.as_deref(),
+        &finished,
+        None,
+    ))
 }
 
 /// Logs why CMD could not start and picks the exit status.

@@ -56,7 +56,11 @@ impl Reporter {
             Reporter::Stdout => crate::log::error("workspace.failed", message, json!({})),
             Reporter::Pipe(p) => {
                 if let Some(mut f) = p.take() {
-                    let _ = writeln!(f, "{}", json!({"ok": false, "error": message, "code": code.code()}));
+                    let _ = writeln!(
+                        f,
+                        "{}",
+                        json!({"ok": false, "error": message, "code": code.code()})
+                    );
                 } else {
                     crate::log::error("workspace.failed", message, json!({}));
                 }
@@ -116,13 +120,14 @@ impl Attachment for Readiness<'_> {
     fn on_readable(&mut self) -> Option<String> {
         let mut chunk = [0u8; 8192];
         loop {
-            let Some(f) = self.out.as_mut() else { return None };
+            let f = self.out.as_mut()?;
             match f.read(&mut chunk) {
                 Ok(0) => {
                     // EOF: closing the fd also removes it from the epoll set.
                     self.out = None;
                     if !self.buf.is_empty() {
-                        let rest = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+                        let rest =
+                            String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
                         self.line(&rest);
                     }
                     return None;
@@ -136,7 +141,8 @@ impl Attachment for Readiness<'_> {
                     }
                     // A line longer than 64 KiB is flushed as it is.
                     if self.buf.len() > 64 * 1024 {
-                        let text = String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
+                        let text =
+                            String::from_utf8_lossy(&std::mem::take(&mut self.buf)).into_owned();
                         self.line(&text);
                     }
                 }
@@ -171,10 +177,13 @@ fn find_opencode(explicit: Option<&Path>) -> Option<PathBuf> {
         });
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("opencode")).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
+    std::env::split_paths(&path)
+        .map(|d| d.join("opencode"))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
@@ -225,14 +234,20 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
 fn wait_for_detached(r: OwnedFd) -> ExitCode {
     let mut text = String::new();
     let _ = File::from(r).read_to_string(&mut text);
-    let msg: Option<serde_json::Value> = text.lines().next().and_then(|l| serde_json::from_str(l).ok());
+    let msg: Option<serde_json::Value> = text
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok());
     match msg {
         Some(m) if m["ok"] == true => {
             println!("{}", m["output"].as_str().unwrap_or_default());
             ExitCode::Success
         }
         Some(m) => {
-            let err = m["error"].as_str().unwrap_or("the workspace failed").to_string();
+            let err = m["error"]
+                .as_str()
+                .unwrap_or("the workspace failed")
+                .to_string();
             crate::log::error("workspace.failed", &err, json!({}));
             match m["code"].as_i64() {
                 Some(126) => ExitCode::CannotExecute,
@@ -275,7 +290,10 @@ fn detach_stdio(log_path: &Path, reporter: &Reporter) -> Result<()> {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn supervise(
@@ -288,7 +306,9 @@ fn supervise(
     reporter: &mut Reporter,
 ) -> Result<ExitCode> {
     let mut cmd = Command::new(opencode);
-    cmd.arg("serve").arg(format!("--port={}", args.port)).arg("--print-logs");
+    cmd.arg("serve")
+        .arg(format!("--port={}", args.port))
+        .arg("--print-logs");
     if let Some(h) = &args.hostname {
         cmd.arg(format!("--hostname={h}"));
     }
@@ -301,7 +321,10 @@ fn supervise(
         Ok(s) => s,
         Err(e) => {
             let (msg, code) = match &e {
-                SpawnError::NotFound(m) => (format!("{m} (install opencode with `npm install -g opencode-ai`)"), ExitCode::NotFound),
+                SpawnError::NotFound(m) => (
+                    format!("{m} (install opencode with `npm install -g opencode-ai`)"),
+                    ExitCode::NotFound,
+                ),
                 SpawnError::CannotExecute(m) => (m.clone(), ExitCode::CannotExecute),
                 SpawnError::Other(e) => (format!("{e:#}"), ExitCode::Error),
             };
@@ -312,7 +335,9 @@ fn supervise(
             return Ok(spawn_error(e));
         }
     };
-    let out = sup.take_stdout().context("opencode's stdout was not captured")?;
+    let out = sup
+        .take_stdout()
+        .context("opencode's stdout was not captured")?;
     sys::set_nonblocking(out.as_raw_fd())?;
 
     let opencode_pid = sup.child_pid();
@@ -335,7 +360,10 @@ fn supervise(
     reg.write(&record)?;
     crate::log::info(
         "workspace.started",
-        &format!("workspace {id}: opencode ({opencode_pid}) starting in {}", folder.display()),
+        &format!(
+            "workspace {id}: opencode ({opencode_pid}) starting in {}",
+            folder.display()
+        ),
         json!({"workspace": id, "folder": folder, "opencode_pid": opencode_pid}),
     );
 
@@ -386,7 +414,12 @@ fn supervise(
         ));
     }
     drop(readiness);
-    let code = crate::report::conclude(global, args.supervise.report.as_deref(), &finished, Some(id));
+    let code = crate::report::conclude(
+        global,
+        args.supervise.report.as_deref(),
+        &finished,
+        Some(id),
+    );
     if finished.summary.clean() {
         reg.remove(id);
     }

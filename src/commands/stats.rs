@@ -21,7 +21,10 @@ pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
         println!("teardowns        {}", c.teardowns);
         println!("  clean          {}", c.clean);
         println!("  failed         {}", c.failed);
-        println!("average time     {}", crate::teardown::fmt_ms(c.average_ms()));
+        println!(
+            "average time     {}",
+            crate::teardown::fmt_ms(c.average_ms())
+        );
         println!("max time         {}", crate::teardown::fmt_ms(c.max_ms));
         println!("grace timeouts   {}", c.grace_timeouts);
         println!("re-sweeps        {}", c.resweeps);

@@ -52,7 +52,11 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
             );
         } else {
             all_gone = false;
-            let pids: Vec<String> = summary.survivors.iter().map(|s| s.pid.to_string()).collect();
+            let pids: Vec<String> = summary
+                .survivors
+                .iter()
+                .map(|s| s.pid.to_string())
+                .collect();
             crate::log::error(
                 "workspace.cleanup_failed",
                 &format!("workspace {id}: survivors: {}", pids.join(", ")),
@@ -60,10 +64,18 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
             );
         }
         if let Err(e) = crate::report::record_counters(global, &summary, 0) {
-            crate::log::warn("stats.failed", &format!("cannot update the counters: {e:#}"), json!({}));
+            crate::log::warn(
+                "stats.failed",
+                &format!("cannot update the counters: {e:#}"),
+                json!({}),
+            );
         }
     }
-    Ok(if all_gone { ExitCode::Success } else { ExitCode::Survivors })
+    Ok(if all_gone {
+        ExitCode::Success
+    } else {
+        ExitCode::Survivors
+    })
 }
 
 fn select(records: &[Record], args: &StopArgs) -> Result<Vec<Record>> {
@@ -93,20 +105,38 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
     let id = &w.record.id;
     let trigger = format!("stop {id}");
     if w.state == State::Dead {
-        return Ok(teardown::run_foreign(&[], trigger, Duration::ZERO, Duration::ZERO));
+        return Ok(teardown::run_foreign(
+            &[],
+            trigger,
+            Duration::ZERO,
+            Duration::ZERO,
+        ));
     }
     let Some(sup) = &w.supervisor else {
         crate::log::info(
             "workspace.cleanup_started",
-            &format!("workspace {id}: supervisor is gone, ending {} orphaned process(es)", w.members.len()),
+            &format!(
+                "workspace {id}: supervisor is gone, ending {} orphaned process(es)",
+                w.members.len()
+            ),
             json!({"workspace": id, "processes": w.members.len()}),
         );
-        return Ok(teardown::run_foreign(&w.roots(), trigger, args.grace, args.kill_timeout));
+        return Ok(teardown::run_foreign(
+            &w.roots(),
+            trigger,
+            args.grace,
+            args.kill_timeout,
+        ));
     };
     // The supervisor's own teardown is the graceful path.
     let pidfd = sys::pidfd_open(sup.pid)?;
     if !crate::procfs::verify(sup.pid, sup.start_time) {
-        return Ok(teardown::run_foreign(&w.members, trigger, args.grace, args.kill_timeout));
+        return Ok(teardown::run_foreign(
+            &w.members,
+            trigger,
+            args.grace,
+            args.kill_timeout,
+        ));
     }
     crate::log::info(
         "workspace.cleanup_started",
@@ -114,15 +144,30 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
         json!({"workspace": id, "supervisor_pid": sup.pid}),
     );
     sys::pidfd_send_signal(&pidfd, libc::SIGTERM)?;
-    let budget = Duration::from_millis(w.record.grace_ms + w.record.kill_timeout_ms) + Duration::from_secs(1);
+    let budget = Duration::from_millis(w.record.grace_ms + w.record.kill_timeout_ms)
+        + Duration::from_secs(1);
     if sys::pidfd_wait(&pidfd, budget)? {
         // Verify: anything the supervisor left is ended here.
-        return Ok(teardown::run_foreign(&w.members, trigger, Duration::ZERO, args.kill_timeout));
+        return Ok(teardown::run_foreign(
+            &w.members,
+            trigger,
+            Duration::ZERO,
+            args.kill_timeout,
+        ));
     }
     crate::log::warn(
         "workspace.supervisor_hung",
-        &format!("workspace {id}: supervisor {} did not finish in {}; killing the tree", sup.pid, humantime::format_duration(budget)),
+        &format!(
+            "workspace {id}: supervisor {} did not finish in {}; killing the tree",
+            sup.pid,
+            humantime::format_duration(budget)
+        ),
         json!({"workspace": id, "supervisor_pid": sup.pid}),
     );
-    Ok(teardown::run_foreign(&w.roots(), trigger, Duration::ZERO, args.kill_timeout))
+    Ok(teardown::run_foreign(
+        &w.roots(),
+        trigger,
+        Duration::ZERO,
+        args.kill_timeout,
+    ))
 }

@@ -22,7 +22,9 @@ pub fn bin() -> &'static str {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// Polls `cond` until it holds or `timeout` passes (a deadline, not a sleep).
@@ -56,7 +58,11 @@ impl Scene {
         std::fs::create_dir_all(&dir).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        Scene { mark, dir, children: Vec::new() }
+        Scene {
+            mark,
+            dir,
+            children: Vec::new(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -126,7 +132,11 @@ impl Scene {
     /// Reads a JSON file a fixture writes, waiting for it to appear.
     pub fn read_json(&self, name: &str) -> serde_json::Value {
         let p = self.path(name);
-        assert!(wait_until(Duration::from_secs(20), || p.exists()), "{} never appeared", p.display());
+        assert!(
+            wait_until(Duration::from_secs(20), || p.exists()),
+            "{} never appeared",
+            p.display()
+        );
         serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
     }
 }
@@ -157,7 +167,11 @@ pub fn is_alive(pid: i32) -> bool {
 
 /// Zombie children of `pid`.
 pub fn zombies_of(pid: i32) -> usize {
-    Snapshot::scan().procs.values().filter(|s| s.ppid == pid && s.is_zombie()).count()
+    Snapshot::scan()
+        .procs
+        .values()
+        .filter(|s| s.ppid == pid && s.is_zombie())
+        .count()
 }
 
 pub fn run_output(mut cmd: Command, timeout: Duration) -> (Output, Duration) {
