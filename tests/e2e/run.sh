@@ -2,7 +2,7 @@
 # End-to-end suite for ocwrap with the real programs: opencode-ai (pinned in
 # package-lock.json) and a Next.js workspace-manager app (./app).
 #
-#   bash tests/e2e/run.sh [node --test args...]
+#   bash tests/e2e/run.sh [node --test args...] [FILE.test.mjs...]
 #
 # Nothing is written into the source tree: dependencies are installed with
 # `npm ci` into a cache folder keyed by the lockfile's hash, and the app is
@@ -98,4 +98,7 @@ say "ocwrap: $OCWRAP_BIN; opencode: $opencode ($got_opencode); app: $app"
 cd "$here"
 # One test file at a time: each file starts several opencode servers and a
 # Next.js server, which is all that 2 cores take while keeping timings honest.
-exec node --test --test-concurrency=1 "$@" ./*.test.mjs
+# Arguments go to `node --test`; without a *.test.mjs among them, all files run.
+files=(./*.test.mjs)
+for arg in "$@"; do [[ "$arg" == *.test.mjs ]] && files=(); done
+exec node --test --test-concurrency=1 "$@" "${files[@]}"
