@@ -5,7 +5,7 @@ pub mod cli;
 mod commands;
 pub mod exit_code;
 pub mod log;
-mod manpage;
+pub mod manpage;
 pub mod procfs;
 pub mod registry;
 mod report;

@@ -25,9 +25,16 @@ pub fn render(out: &mut dyn Write) -> std::io::Result<()> {
             sub.get_about().map(|a| a.to_string()).unwrap_or_default(),
         )]);
         roff.to_writer(out)?;
+        // clap_mangen renders top-level sections (.SH); under a subcommand's
+        // heading they become subsections.
         let m = Man::new(sub);
-        m.render_synopsis_section(out)?;
-        m.render_options_section(out)?;
+        let mut buf = Vec::new();
+        m.render_synopsis_section(&mut buf)?;
+        m.render_options_section(&mut buf)?;
+        let text = String::from_utf8_lossy(&buf)
+            .replace(".SH SYNOPSIS", ".SS Synopsis")
+            .replace(".SH OPTIONS", ".SS Options");
+        out.write_all(text.as_bytes())?;
     }
     let mut roff = Roff::new();
     roff.control("SH", ["ENVIRONMENT"]);

@@ -365,6 +365,17 @@ pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
     }
 }
 
+/// Asks the kernel to send us `sig` when our parent dies, and returns false
+/// if the parent already died before we asked (so the caller can act now).
+pub fn set_parent_death_signal(sig: i32) -> io::Result<bool> {
+    // SAFETY: getppid cannot fail; prctl takes an integer signal number.
+    unsafe {
+        let parent = libc::getppid();
+        cvt(libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0))?;
+        Ok(libc::getppid() == parent)
+    }
+}
+
 /// Raises the soft open-file limit to the hard one (teardown of thousands
 /// of processes holds one pidfd each). Only done once the child has exec'd,
 /// so the child keeps the limit it was started with.

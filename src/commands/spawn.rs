@@ -222,6 +222,14 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
             }
         }
     }
+    if !args.detach {
+        // A foreground workspace belongs to whoever started it: when that
+        // process dies (even by SIGKILL), we get SIGTERM and tear down. The
+        // signal is blocked by then and read like any other.
+        if !sys::set_parent_death_signal(libc::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")? {
+            crate::log::warn("workspace.parent_gone", "the process that started ocwrap spawn is already gone", json!({}));
+        }
+    }
     let code = supervise(global, &args, &reg, &id, &folder, &opencode, &mut reporter);
     if let Err(e) = &code {
         reporter.failed(&format!("{e:#}"), ExitCode::Error);
