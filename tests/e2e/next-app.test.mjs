@@ -66,7 +66,12 @@ async function startBusyApp(box) {
   const modes = ["direct", "ocwrap", "direct"];
   tree.workspaces = await Promise.all(
     modes.map(async (mode, i) => {
-      const res = await request("POST", `${base}/api/workspaces`, { folder: box.folder(`ws${i}`), mode });
+      const res = await request("POST", `${base}/api/workspaces`, {
+        folder: box.folder(`ws${i}`),
+        mode,
+        // The three servers start at once: each gets its own opencode data dir.
+        dataDir: box.folder(`data${i}`),
+      });
       assert.equal(res.status, 201, `create ${mode} workspace: ${res.status} ${res.text}`);
       return res.json;
     }),

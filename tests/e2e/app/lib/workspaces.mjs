@@ -37,6 +37,7 @@ export function ocwrapBin() {
 /** Keeps the last LOG_TAIL_BYTES of a stream and never lets its pipe fill. */
 function tail(stream) {
   const log = { text: "" };
+  log.closed = new Promise((resolve) => stream.once("close", resolve));
   stream.setEncoding("utf8");
   stream.on("data", (chunk) => {
     log.text = (log.text + chunk).slice(-LOG_TAIL_BYTES);
@@ -80,23 +81,49 @@ function firstLine(child, parse, what) {
   });
 }
 
-async function startDirect(folder) {
+/** Adds the end of the child's stderr to a startup failure. */
+async function withLog(promise, log) {
+  try {
+    return await promise;
+  } catch (error) {
+    // The child has exited or is late; give its last words up to a second
+    // to arrive (the pipe closes when the last process holding it is gone).
+    let timer;
+    await Promise.race([log.closed, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+    clearTimeout(timer);
+    throw new Error(`${error.message}; its stderr ends with:\n${log.text.slice(-4000)}`);
+  }
+}
+
+/**
+ * The environment of a workspace's opencode. With `dataDir`, opencode keeps
+ * its database there instead of in the shared $XDG_DATA_HOME/opencode:
+ * opencode 1.18.33 fails with "database is locked" when several servers
+ * initialise one fresh data dir at the same moment.
+ */
+function workspaceEnv(dataDir) {
+  return dataDir ? { ...process.env, XDG_DATA_HOME: dataDir } : process.env;
+}
+
+async function startDirect(folder, dataDir) {
   const child = spawn(opencodeBin(), ["serve", "--port=0", "--print-logs"], {
     cwd: folder,
+    env: workspaceEnv(dataDir),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log = tail(child.stderr);
-  const url = await firstLine(child, (line) => line.match(LISTENING)?.[1], "opencode serve");
+  const url = await withLog(firstLine(child, (line) => line.match(LISTENING)?.[1], "opencode serve"), log);
   return { child, log, url, opencodePid: child.pid, supervisorPid: null, ocwrapId: null };
 }
 
-async function startWithOcwrap(folder) {
+async function startWithOcwrap(folder, dataDir) {
   const child = spawn(ocwrapBin(), ["spawn", "--json", folder], {
     cwd: folder,
+    env: workspaceEnv(dataDir),
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log = tail(child.stderr);
-  const info = await firstLine(
+  const info = await withLog(firstLine(
     child,
     (line) => {
       try {
@@ -106,7 +133,7 @@ async function startWithOcwrap(folder) {
       }
     },
     "ocwrap spawn",
-  );
+  ), log);
   return {
     child,
     log,
@@ -117,13 +144,13 @@ async function startWithOcwrap(folder) {
   };
 }
 
-export async function createWorkspace({ folder, mode }) {
-  if (typeof folder !== "string" || !path.isAbsolute(folder)) {
-    throw new Error("folder must be an absolute path");
-  }
+export async function createWorkspace({ folder, mode, dataDir }) {
+  const absolute = (value) => typeof value === "string" && path.isAbsolute(value);
+  if (!absolute(folder)) throw new Error("folder must be an absolute path");
+  if (dataDir !== undefined && !absolute(dataDir)) throw new Error("dataDir must be an absolute path");
   const start = { direct: startDirect, ocwrap: startWithOcwrap }[mode];
   if (!start) throw new Error(`mode must be "direct" or "ocwrap", not ${JSON.stringify(mode)}`);
-  const started = await start(folder);
+  const started = await start(folder, dataDir);
   const workspace = {
     id: randomUUID(),
     mode,

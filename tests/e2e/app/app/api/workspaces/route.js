@@ -6,11 +6,11 @@ export function GET() {
   return Response.json(listWorkspaces());
 }
 
-// Body: {"folder": "/abs/path", "mode": "direct" | "ocwrap"}
+// Body: {"folder": "/abs/path", "mode": "direct" | "ocwrap", "dataDir"?: "/abs/path"}
 export async function POST(request) {
-  const { folder, mode } = await request.json();
+  const { folder, mode, dataDir } = await request.json();
   try {
-    return Response.json(await createWorkspace({ folder, mode }), { status: 201 });
+    return Response.json(await createWorkspace({ folder, mode, dataDir }), { status: 201 });
   } catch (error) {
     return Response.json({ error: String(error?.message ?? error) }, { status: 500 });
   }
