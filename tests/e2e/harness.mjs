@@ -209,6 +209,17 @@ export async function killMarked(mark) {
   }
 }
 
+/**
+ * The after() hook of every scenario: kills whatever it left (by PID), then
+ * removes its folder; fails if something could not be killed.
+ */
+export async function cleanUp(box) {
+  if (!box) return;
+  const left = await killMarked(box.mark);
+  box.remove();
+  assert.equal(left.length, 0, `could not kill:\n${describeProcesses(left)}`);
+}
+
 /** Signals a process only if its PID still names the same process. */
 export function killChecked(proc, signal) {
   if (!alive(proc)) return false;

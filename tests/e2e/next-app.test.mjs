@@ -17,6 +17,7 @@ import {
   alive,
   assertDetachedAndMarked,
   assertNoneLeft,
+  cleanUp,
   describeProcesses,
   environ,
   exitWithin,
@@ -24,7 +25,6 @@ import {
   identify,
   ignoredSignals,
   killChecked,
-  killMarked,
   marked,
   request,
   sandbox,
@@ -176,18 +176,15 @@ const endings = [
 describe("scenario 2: ocwrap -- next start with three workspaces", () => {
   for (const ending of endings) {
     describe(ending.name, () => {
-      const box = sandbox("next");
+      let box;
       let tree;
 
       before(async () => {
+        box = sandbox("next");
         tree = await startBusyApp(box);
       });
 
-      after(async () => {
-        const left = await killMarked(box.mark);
-        box.remove();
-        assert.equal(left.length, 0, `could not kill:\n${describeProcesses(left)}`);
-      });
+      after(() => cleanUp(box));
 
       test(`ocwrap exits with ${ending.expect.code} within grace + kill-timeout and nothing survives`, async () => {
         const t0 = performance.now();

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 
 import {
   EXIT_BOUND_MS,
@@ -22,10 +22,10 @@ import {
   assertDetachedAndMarked,
   assertNoneLeft,
   childrenOf,
+  cleanUp,
   describeProcesses,
   identify,
   killChecked,
-  killMarked,
   marked,
   openTerminal,
   run,
@@ -38,19 +38,18 @@ import {
 const LISTENING = /opencode server listening on (\S+)/;
 
 describe("scenario 3: ocwrap reap after a supervisor is SIGKILLed", () => {
-  const box = sandbox("reap");
-  const opencode = box.markedOpencode();
-  const env = { ...box.env, OCWRAP_OPENCODE: opencode };
-  const match = `${path.basename(path.dirname(opencode))}/opencode serve`;
-  const bystander = {};
-
-  after(async () => {
-    const left = await killMarked(box.mark);
-    box.remove();
-    assert.equal(left.length, 0, `could not kill:\n${describeProcesses(left)}`);
+  let box;
+  before(() => {
+    box = sandbox("reap");
   });
+  after(() => cleanUp(box));
 
   test("reap ends the orphaned workspace and the untracked orphan, not a server with a live parent", async () => {
+    const opencode = box.markedOpencode();
+    const env = { ...box.env, OCWRAP_OPENCODE: opencode };
+    const match = `${path.basename(path.dirname(opencode))}/opencode serve`;
+    const bystander = {};
+
     // A detached workspace with a terminal whose setsid child will outlive
     // the workspace's opencode.
     const folder = box.folder("ws");

@@ -55,8 +55,14 @@ done
 
 opencode="$deps/node_modules/.bin/opencode"
 want_opencode=$(node -p 'require(process.argv[1]).packages["node_modules/opencode-ai"].version' "$here/package-lock.json")
-got_opencode=$("$opencode" --version 2>/dev/null) \
+# Even --version creates opencode's config, data, state and cache dirs: point
+# them at a throwaway HOME.
+probe_home=$(mktemp -d)
+got_opencode=$(env HOME="$probe_home" XDG_CONFIG_HOME="$probe_home/.config" \
+  XDG_DATA_HOME="$probe_home/.local/share" XDG_STATE_HOME="$probe_home/.local/state" \
+  XDG_CACHE_HOME="$probe_home/.cache" "$opencode" --version 2>/dev/null) \
   || die "$opencode does not run (did opencode-ai's postinstall place the platform binary?)"
+rm -rf "$probe_home"
 [[ "$got_opencode" == "$want_opencode" ]] \
   || die "$opencode reports version '$got_opencode', the lockfile pins $want_opencode"
 

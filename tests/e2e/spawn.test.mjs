@@ -5,7 +5,7 @@
 // and SIGTERM to a foreground `ocwrap spawn` still leave nothing behind.
 
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 
 import {
   EXIT_BOUND_MS,
@@ -16,12 +16,12 @@ import {
   alive,
   assertDetachedAndMarked,
   assertNoneLeft,
+  cleanUp,
   describeProcesses,
   environ,
   exitWithin,
   health,
   identify,
-  killMarked,
   marked,
   openTerminal,
   run,
@@ -78,12 +78,11 @@ describe("scenario 1: ocwrap spawn with real opencode", () => {
   // The control: shows the leak that ocwrap exists to fix, and that the
   // marker scan sees it (so "nothing marked is left" below means something).
   describe("control: opencode serve without ocwrap", () => {
-    const box = sandbox("control");
-    after(async () => {
-      const left = await killMarked(box.mark);
-      box.remove();
-      assert.equal(left.length, 0, `could not kill:\n${describeProcesses(left)}`);
+    let box;
+    before(() => {
+      box = sandbox("control");
     });
+    after(() => cleanUp(box));
 
     test("a terminal's setsid child outlives SIGKILL of opencode serve", async () => {
       const folder = box.folder("ws");
@@ -106,12 +105,11 @@ describe("scenario 1: ocwrap spawn with real opencode", () => {
   });
 
   describe("detached workspaces ended by ocwrap stop", () => {
-    const box = sandbox("spawn-detached");
-    after(async () => {
-      const left = await killMarked(box.mark);
-      box.remove();
-      assert.equal(left.length, 0, `could not kill:\n${describeProcesses(left)}`);
+    let box;
+    before(() => {
+      box = sandbox("spawn-detached");
     });
+    after(() => cleanUp(box));
 
     for (const by of ["id", "folder"]) {
       test(`spawn --detach --json, a terminal with a setsid child, then stop <${by}>`, async () => {
@@ -142,12 +140,11 @@ describe("scenario 1: ocwrap spawn with real opencode", () => {
   });
 
   describe("foreground spawn ended by SIGTERM", () => {
-    const box = sandbox("spawn-fg");
-    after(async () => {
-      const left = await killMarked(box.mark);
-      box.remove();
-      assert.equal(left.length, 0, `could not kill:\n${describeProcesses(left)}`);
+    let box;
+    before(() => {
+      box = sandbox("spawn-fg");
     });
+    after(() => cleanUp(box));
 
     test("spawn --json, a terminal with a setsid child, SIGTERM to ocwrap", async (t) => {
       const folder = box.folder("ws");
