@@ -29,6 +29,15 @@ command -v setsid >/dev/null || die "setsid (util-linux) is needed by the fixtur
 
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
+# Runs a command with the XDG base dirs in a scratch folder: even
+# `opencode --version` creates opencode's config, data, state and cache dirs.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+with_scratch_xdg() {
+  XDG_CONFIG_HOME="$scratch/config" XDG_DATA_HOME="$scratch/data" \
+    XDG_STATE_HOME="$scratch/state" XDG_CACHE_HOME="$scratch/cache" "$@"
+}
+
 mkdir -p "$cache"
 # Two runs sharing a cache (a developer and CI on one machine) take turns at
 # installing and building; the tests themselves then run concurrently.
@@ -43,7 +52,9 @@ if [[ ! -f "$deps/.installed" ]]; then
   rm -rf "$deps"
   mkdir -p "$deps"
   cp "$here/package.json" "$here/package-lock.json" "$deps/"
-  (cd "$deps" && npm ci --no-audit --no-fund) || die "npm ci failed in $deps"
+  # opencode-ai's postinstall runs `opencode --version`, which creates
+  # opencode's XDG config, data, state and cache dirs: keep them out of $HOME.
+  (cd "$deps" && with_scratch_xdg npm ci --no-audit --no-fund) || die "npm ci failed in $deps"
   touch "$deps/.installed"
 else
   say "dependencies: $deps (lock unchanged, reusing)"
@@ -55,14 +66,8 @@ done
 
 opencode="$deps/node_modules/.bin/opencode"
 want_opencode=$(node -p 'require(process.argv[1]).packages["node_modules/opencode-ai"].version' "$here/package-lock.json")
-# Even --version creates opencode's config, data, state and cache dirs: point
-# them at a throwaway HOME.
-probe_home=$(mktemp -d)
-got_opencode=$(env HOME="$probe_home" XDG_CONFIG_HOME="$probe_home/.config" \
-  XDG_DATA_HOME="$probe_home/.local/share" XDG_STATE_HOME="$probe_home/.local/state" \
-  XDG_CACHE_HOME="$probe_home/.cache" "$opencode" --version 2>/dev/null) \
+got_opencode=$(with_scratch_xdg "$opencode" --version 2>/dev/null) \
   || die "$opencode does not run (did opencode-ai's postinstall place the platform binary?)"
-rm -rf "$probe_home"
 [[ "$got_opencode" == "$want_opencode" ]] \
   || die "$opencode reports version '$got_opencode', the lockfile pins $want_opencode"
 
@@ -107,4 +112,6 @@ cd "$here"
 # Arguments go to `node --test`; without a *.test.mjs among them, all files run.
 files=(./*.test.mjs)
 for arg in "$@"; do [[ "$arg" == *.test.mjs ]] && files=(); done
+rm -rf "$scratch"
+trap - EXIT
 exec node --test --test-concurrency=1 "$@" "${files[@]}"
