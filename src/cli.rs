@@ -28,14 +28,17 @@ fn after_help() -> String {
     name = "ocwrap",
     version,
     about = "Run a command as a subreaper and end its whole process tree when it stops",
-    long_about = "ocwrap runs CMD in its own process group as a child subreaper, forwards \
-signals to it, reaps every zombie, and when CMD exits (or ocwrap is told to stop) ends \
-every remaining descendant — other process groups, setsid daemons, double forks — with \
-the stop signal, then SIGKILL after the grace, and verifies that nothing is left.\n\n\
-`ocwrap spawn` starts `opencode serve` for a folder as a tracked workspace; `ps`, `stop` \
-and `reap` list, stop and clean up workspaces and the orphans a crash left behind.",
-    after_help = after_help(),
-    max_term_width = 100
+    long_about = "\
+ocwrap runs CMD in its own process group as a child subreaper, forwards
+signals to it, reaps every zombie, and when CMD exits (or ocwrap is told to
+stop) ends every remaining descendant (other process groups, setsid daemons,
+double forks) with the stop signal, then SIGKILL after the grace, and verifies
+that nothing is left.
+
+`ocwrap spawn` starts `opencode serve` for a folder as a tracked workspace;
+`ps`, `stop` and `reap` list, stop and clean up workspaces and the orphans a
+crash left behind.",
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -505,3 +505,35 @@ fn quiet_verbose_and_json_logs() {
     assert_eq!(done["ended_on_stop_signal"], 1);
     assert!(done["ts"].is_string() && done["level"] == "info");
 }
+
+#[test]
+fn the_terminal_is_handed_to_cmd_and_given_back() {
+    let s = Scene::new("tty");
+    // A pseudo-terminal whose session runs a non-interactive shell (no job
+    // control: ocwrap runs in the shell's foreground group, as from a
+    // package.json script). The check after ocwrap exits fails unless
+    // ocwrap gave the terminal back.
+    let check = "python3 -c 'import os; print(os.tcgetpgrp(0) == os.getpgrp())'";
+    let script = format!("{} -q -- {check}; {check}", bin());
+    let driver = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("sh", ["sh", "-c", sys.argv[1]])
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode().replace("\r", ""))
+"#;
+    let mut c = Command::new("python3");
+    c.args(["-c", driver, &script]).env(MARK_VAR, &s.mark);
+    let (o, _) = run_output(c, T);
+    assert_eq!(stdout(&o), "True\nTrue\n", "{}", stderr(&o));
+}

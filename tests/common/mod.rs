@@ -133,7 +133,7 @@ impl Scene {
     pub fn read_json(&self, name: &str) -> serde_json::Value {
         let p = self.path(name);
         assert!(
-            wait_until(Duration::from_secs(20), || p.exists()),
+            wait_until(Duration::from_secs(90), || p.exists()),
             "{} never appeared",
             p.display()
         );
