@@ -178,7 +178,7 @@ impl Supervisor {
             &format!("forwarding {} to {}", signal::name(sig), target),
             json!({"signal": signal::name(sig), "target": target}),
         );
-        let _ = sys::kill_unreaped(target, sig);
+        let _ = sys::kill_pid(target, sig);
     }
 
     fn give_back_terminal(&mut self) {
@@ -203,6 +203,11 @@ impl Supervisor {
                 );
             } else {
                 self.orphans += 1;
+                crate::log::debug(
+                    "orphan.adopted",
+                    &format!("reaped {pid}, re-parented to us ({})", describe_exit(how)),
+                    json!({"orphan_pid": pid}),
+                );
             }
             pids.push(pid);
         }

@@ -147,10 +147,11 @@ pub fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// `kill(2)` for a PID that cannot have been recycled: an unreaped child of
-/// ours, or a process group whose leader is one. Refuses PID 1, ourselves,
-/// and anything that is not a positive PID or negative group.
-pub fn kill_unreaped(target: Pid, sig: i32) -> io::Result<()> {
+/// `kill(2)` by number, for a PID that cannot have been recycled: an
+/// unreaped child of ours, a process group whose leader is one, or (when no
+/// pidfd could be had) a process whose start time was checked a moment ago.
+/// Refuses PID 1, ourselves, and every broadcast form (0, -1).
+pub fn kill_pid(target: Pid, sig: i32) -> io::Result<()> {
     if target == 0 || target == 1 || target == -1 || target == getpid() || -target == getpid() {
         return Err(io::Error::from_raw_os_error(libc::EPERM));
     }
@@ -371,7 +372,13 @@ pub fn set_parent_death_signal(sig: i32) -> io::Result<bool> {
     // SAFETY: getppid cannot fail; prctl takes an integer signal number.
     unsafe {
         let parent = libc::getppid();
-        cvt(libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0))?;
+        cvt(libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            sig as libc::c_ulong,
+            0,
+            0,
+            0,
+        ))?;
         Ok(libc::getppid() == parent)
     }
 }
@@ -521,11 +528,4 @@ pub fn default_sigpipe() {
 pub fn isatty(fd: RawFd) -> bool {
     // SAFETY: isatty only inspects the descriptor.
     unsafe { libc::isatty(fd) == 1 }
-}
-
-/// The (uid, mode, is-symlink) of a path without following a final symlink.
-pub fn lstat_owner_mode(path: &std::path::Path) -> io::Result<(u32, u32, bool)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path)?;
-    Ok((m.uid(), m.mode(), m.file_type().is_symlink()))
 }

@@ -332,8 +332,9 @@ impl Teardown {
                 }
                 // The PID was recycled inside our own tree: the old process
                 // ended unseen.
-                let old = self.tracked.remove(&st.pid).expect("present");
-                self.finish(st.pid, old, epoll);
+                if let Some(old) = self.tracked.remove(&st.pid) {
+                    self.finish(st.pid, old, epoll);
+                }
             }
             let fd = match sys::pidfd_open(st.pid) {
                 Ok(fd) => Some(fd),
@@ -547,7 +548,7 @@ impl Teardown {
 fn send(fd: Option<&OwnedFd>, pid: Pid, sig: i32) {
     let _ = match fd {
         Some(fd) => sys::pidfd_send_signal(fd, sig),
-        None => sys::kill_unreaped(pid, sig),
+        None => sys::kill_pid(pid, sig),
     };
 }
 
@@ -558,8 +559,8 @@ pub fn run_foreign(
     trigger: String,
     grace: Duration,
     kill_timeout: Duration,
-) -> Summary {
-    let epoll = Epoll::new().expect("epoll_create1");
+) -> std::io::Result<Summary> {
+    let epoll = Epoll::new()?;
     let mut td = Teardown::new(
         Scope::foreign(roots),
         trigger,
@@ -578,15 +579,13 @@ pub fn run_foreign(
         let timeout = td
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
-        if epoll.wait(timeout, &mut tokens).is_err() {
-            break;
-        }
+        epoll.wait(timeout, &mut tokens)?;
         for &t in &tokens {
             td.on_token(t, &epoll);
         }
         td.on_time(&epoll);
     }
-    td.finish_all(&epoll)
+    Ok(td.finish_all(&epoll))
 }
 
 #[cfg(test)]

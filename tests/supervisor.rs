@@ -537,3 +537,90 @@ sys.stdout.write(out.decode().replace("\r", ""))
     let (o, _) = run_output(c, T);
     assert_eq!(stdout(&o), "True\nTrue\n", "{}", stderr(&o));
 }
+
+#[test]
+fn report_file_and_counters_record_every_teardown() {
+    let s = Scene::new("report");
+    let report = s.path("report.jsonl");
+    let r = report.to_str().unwrap();
+    for _ in 0..2 {
+        let (o, _) = run_output(
+            s.ocwrap(&[
+                "-q",
+                "--grace",
+                "300ms",
+                "--report",
+                r,
+                "--",
+                "sh",
+                "-c",
+                "sleep 1000 & trap '' TERM; sh -c 'trap \"\" TERM; sleep 1000' & exit 3",
+            ]),
+            T,
+        );
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    }
+    let docs: Vec<serde_json::Value> = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2, "one document per teardown");
+    let d = &docs[0];
+    assert_eq!(d["trigger"], "CMD exited with status 3");
+    assert_eq!(d["exit_code"], 3);
+    assert_eq!(d["ended_on_stop_signal"], 1);
+    assert_eq!(d["killed"], 2);
+    assert_eq!(d["grace_timeout_hit"], true);
+    let procs = d["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 3, "{d}");
+    assert!(
+        procs.iter().any(|p| p["ended_by"] == "kill")
+            && procs.iter().any(|p| p["ended_by"] == "stop_signal")
+    );
+    assert!(d["timeline"].as_array().unwrap().len() >= 3);
+
+    let (o, _) = run_output(s.ocwrap(&["stats", "--json"]), T);
+    let c: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(c["teardowns"], 2, "{c}");
+    assert_eq!(c["clean"], 2);
+    assert_eq!(c["grace_timeouts"], 2);
+    assert_eq!(c["processes_killed"], 4);
+    assert!(c["max_ms"].as_u64().unwrap() >= 300);
+    let (o, _) = run_output(s.ocwrap(&["stats"]), T);
+    assert!(stdout(&o).contains("teardowns        2"), "{}", stdout(&o));
+}
+
+#[test]
+fn an_unwritable_state_dir_only_warns() {
+    let s = Scene::new("nostate");
+    let mut c = s.ocwrap(&["--", "sh", "-c", "sleep 1000 & exit 0"]);
+    c.env("OCWRAP_STATE_DIR", "/proc/version/nope");
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: cannot update the counters"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("0 survivors"));
+}
+
+#[test]
+fn listing_into_a_closed_pipe_is_quiet() {
+    let s = Scene::new("pipe");
+    // stdout is a pipe whose read end is already closed (as after `| head`
+    // has read its fill): every write fails, deterministically.
+    let driver = "import os,subprocess,sys; r,w=os.pipe(); os.close(r); \
+                  p=subprocess.run(sys.argv[1:], stdout=w, stderr=subprocess.PIPE); \
+                  sys.stdout.write(p.stderr.decode())";
+    for args in [&["man"][..], &["completions", "bash"], &["stats"], &["ps"]] {
+        let mut c = Command::new("python3");
+        c.args(["-c", driver, bin()])
+            .args(args)
+            .env(MARK_VAR, &s.mark)
+            .env("OCWRAP_STATE_DIR", s.state_dir());
+        let (o, _) = run_output(c, T);
+        assert_eq!(stdout(&o), "", "{args:?} reported the broken pipe");
+    }
+}

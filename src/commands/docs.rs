@@ -12,7 +12,6 @@ pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
 }
 
 pub fn man() -> Result<ExitCode> {
-    crate::sys::default_sigpipe();
     let mut out = Vec::new();
     crate::manpage::render(&mut out)?;
     std::io::Write::write_all(&mut std::io::stdout(), &out)?;

@@ -20,6 +20,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             "`-- CMD` cannot be combined with a subcommand (use `ocwrap run CMD` or `ocwrap -- CMD`)"
         );
     }
+    // Listing commands end quietly when their reader goes away (`ps | head`).
+    // The supervisor keeps SIGPIPE ignored: a closed stderr must never kill
+    // it in the middle of a teardown.
+    if !matches!(
+        cli.sub,
+        None | Some(Sub::Run(_) | Sub::Spawn(_) | Sub::Stop(_))
+    ) {
+        crate::sys::default_sigpipe();
+    }
     match cli.sub {
         None if cli.command.is_empty() => {
             anyhow::bail!("no command given: use `ocwrap [OPTIONS] -- CMD [ARGS...]` (see --help)")

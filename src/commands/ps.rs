@@ -12,7 +12,6 @@ use crate::registry::Registry;
 use crate::workspace::{self, State};
 
 pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
-    crate::sys::default_sigpipe();
     let Some(reg) = Registry::open(global.state_dir.as_deref(), false)? else {
         if args.json {
             println!("[]");

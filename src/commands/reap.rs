@@ -48,7 +48,6 @@ struct Target {
 }
 
 pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
-    crate::sys::default_sigpipe();
     let pattern = args
         .pattern
         .clone()
@@ -169,7 +168,7 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         print_targets(&targets, args.json, None)?;
         return Ok(ExitCode::Success);
     }
-    let summary = teardown::run_foreign(&roots, "reap".into(), args.grace, args.kill_timeout);
+    let summary = teardown::run_foreign(&roots, "reap".into(), args.grace, args.kill_timeout)?;
     if let Some(reg) = &reg
         && summary.clean()
     {

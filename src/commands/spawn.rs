@@ -201,7 +201,11 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
         return Ok(ExitCode::NotFound);
     };
     let reg = Registry::open(global.state_dir.as_deref(), true)?.context("no state directory")?;
-    let id = registry::new_id()?;
+    // 32 random bits; a clash with a live record is retried, not overwritten.
+    let mut id = registry::new_id()?;
+    while reg.record_path(&id).exists() {
+        id = registry::new_id()?;
+    }
     let log_path = reg.log_path(&id);
 
     let mut reporter = Reporter::Stdout;
@@ -227,7 +231,11 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
         // process dies (even by SIGKILL), we get SIGTERM and tear down. The
         // signal is blocked by then and read like any other.
         if !sys::set_parent_death_signal(libc::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")? {
-            crate::log::warn("workspace.parent_gone", "the process that started ocwrap spawn is already gone", json!({}));
+            crate::log::warn(
+                "workspace.parent_gone",
+                "the process that started ocwrap spawn is already gone",
+                json!({}),
+            );
         }
     }
     let code = supervise(global, &args, &reg, &id, &folder, &opencode, &mut reporter);

@@ -8,7 +8,6 @@ use crate::registry::Registry;
 use crate::report::{Counters, load_counters};
 
 pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
-    crate::sys::default_sigpipe();
     let c = match Registry::open(global.state_dir.as_deref(), false)? {
         Some(reg) => load_counters(&reg.dir),
         None => Counters::default(),

@@ -48,7 +48,8 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
                     teardown::fmt_ms(ms),
                     w.members.len() + w.supervisor.is_some() as usize
                 ),
-                json!({"workspace": id, "duration_ms": ms, "processes": w.members.len() + w.supervisor.is_some() as usize}),
+                json!({"workspace": id, "duration_ms": ms, "attempts": summary.sweeps,
+                       "processes": w.members.len() + w.supervisor.is_some() as usize}),
             );
         } else {
             all_gone = false;
@@ -110,7 +111,7 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
             trigger,
             Duration::ZERO,
             Duration::ZERO,
-        ));
+        )?);
     }
     let Some(sup) = &w.supervisor else {
         crate::log::info(
@@ -126,7 +127,7 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
             trigger,
             args.grace,
             args.kill_timeout,
-        ));
+        )?);
     };
     // The supervisor's own teardown is the graceful path.
     let pidfd = sys::pidfd_open(sup.pid)?;
@@ -136,7 +137,7 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
             trigger,
             args.grace,
             args.kill_timeout,
-        ));
+        )?);
     }
     crate::log::info(
         "workspace.cleanup_started",
@@ -153,7 +154,7 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
             trigger,
             Duration::ZERO,
             args.kill_timeout,
-        ));
+        )?);
     }
     crate::log::warn(
         "workspace.supervisor_hung",
@@ -169,5 +170,5 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
         trigger,
         Duration::ZERO,
         args.kill_timeout,
-    ))
+    )?)
 }
