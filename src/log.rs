@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
@@ -77,7 +78,7 @@ pub fn emit(level: Level, event: &str, message: &str, fields: Value) {
             Value::Object(obj).to_string()
         }
         Format::Text => {
-            let tag = match (level, cfg.color) {
+            let tag = match (level, COLOR.load(Ordering::Relaxed)) {
                 (Level::Error, true) => "\x1b[1;31merror:\x1b[0m ",
                 (Level::Error, false) => "error: ",
                 (Level::Warn, true) => "\x1b[1;33mwarning:\x1b[0m ",

@@ -299,6 +299,7 @@ fn detach_stdio(log_path: &Path, reporter: &Reporter) -> Result<()> {
     sys::dup_onto(log.as_raw_fd(), 2)?;
     drop(null);
     drop(log);
+    crate::log::stderr_changed();
     if let Reporter::Pipe(Some(p)) = reporter {
         sys::close_fds_from(3, p.as_raw_fd());
     }
