@@ -27,25 +27,27 @@ pub enum Format {
 struct Config {
     level: Level,
     format: Format,
-    color: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
+/// Colour only on a terminal, never with NO_COLOR; re-checked when stderr
+/// changes (a detached supervisor's stderr becomes its log file).
+static COLOR: AtomicBool = AtomicBool::new(false);
 
 pub fn init(level: Level, format: Format) {
+    let _ = CONFIG.set(Config { level, format });
+    stderr_changed();
+}
+
+pub fn stderr_changed() {
     let color = crate::sys::isatty(2) && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = CONFIG.set(Config {
-        level,
-        format,
-        color,
-    });
+    COLOR.store(color, Ordering::Relaxed);
 }
 
 fn config() -> &'static Config {
     CONFIG.get_or_init(|| Config {
         level: Level::Info,
         format: Format::Text,
-        color: false,
     })
 }
 
