@@ -57,10 +57,7 @@ fn man_page_is_current_and_complete() {
         );
     }
     for (var, _) in ocwrap::manpage::ENVIRONMENT {
-        assert!(
-            man.contains(var),
-            "{var} missing from the man page"
-        );
+        assert!(man.contains(var), "{var} missing from the man page");
     }
     assert!(man.contains("EXIT STATUS") && man.contains("128+N"));
 }

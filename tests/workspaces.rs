@@ -536,16 +536,29 @@ fn a_foreground_spawn_ends_when_the_app_that_started_it_dies() {
     let pids = s.path("pids.json");
     // The "app": a shell that starts a foreground spawn and waits.
     let mut app = Command::new("sh");
-    app.args(["-c", &format!("{} spawn --opencode {} {} > /dev/null 2>&1 & wait", bin(), fake(), dir)])
-        .env(MARK_VAR, &s.mark)
-        .env("OCWRAP_STATE_DIR", s.state_dir())
-        .env("FAKE_OPENCODE_PIDS", &pids);
+    app.args([
+        "-c",
+        &format!(
+            "{} spawn --opencode {} {} > /dev/null 2>&1 & wait",
+            bin(),
+            fake(),
+            dir
+        ),
+    ])
+    .env(MARK_VAR, &s.mark)
+    .env("OCWRAP_STATE_DIR", s.state_dir())
+    .env("FAKE_OPENCODE_PIDS", &pids);
     let app = s.spawn(app);
     let p = s.read_json("pids.json");
     let daemon = p["children"][1].as_i64().unwrap() as i32;
-    assert!(wait_until(T, || ps(&s).first().is_some_and(|r| r["url"].is_string())));
+    assert!(wait_until(T, || ps(&s)
+        .first()
+        .is_some_and(|r| r["url"].is_string())));
     kill_pid(app as i32, libc::SIGKILL);
-    assert!(wait_until(T, || !is_alive(daemon)), "the workspace outlived the app");
+    assert!(
+        wait_until(T, || !is_alive(daemon)),
+        "the workspace outlived the app"
+    );
     assert!(wait_until(T, || s.alive().is_empty()), "{:?}", s.alive());
     assert!(ps(&s).is_empty());
 }
