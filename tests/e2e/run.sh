@@ -10,13 +10,13 @@
 # failure fails the suite; nothing is skipped silently.
 #
 # Environment:
-#   OCWRAP_E2E_CACHE   cache folder (default: $HOME/.cache/ocwrap-e2e)
+#   OCWRAP_E2E_CACHE   cache folder (default: ${XDG_CACHE_HOME:-$HOME/.cache}/ocwrap-e2e)
 #   OCWRAP_BIN         ocwrap binary (default: build target/debug/ocwrap)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-cache=${OCWRAP_E2E_CACHE:-${HOME:?}/.cache/ocwrap-e2e}
+cache=${OCWRAP_E2E_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ocwrap-e2e}
 
 say() { printf 'e2e: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }

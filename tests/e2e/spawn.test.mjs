@@ -22,6 +22,7 @@ import {
   exitWithin,
   health,
   identify,
+  killChecked,
   marked,
   openTerminal,
   run,
@@ -139,20 +140,26 @@ describe("scenario 1: ocwrap spawn with real opencode", () => {
     test("nothing marked is left", () => assertNoneLeft(box.mark));
   });
 
-  describe("foreground spawn ended by SIGTERM", () => {
+  describe("foreground spawn ended by SIGTERM or by its opencode dying", () => {
     let box;
     before(() => {
       box = sandbox("spawn-fg");
     });
     after(() => cleanUp(box));
 
-    test("spawn --json, a terminal with a setsid child, SIGTERM to ocwrap", async (t) => {
-      const folder = box.folder("ws");
+    /** A foreground `ocwrap spawn --json` with a terminal in its workspace. */
+    async function foregroundWorkspace(label) {
+      const folder = box.folder(label);
       const ocwrap = start(OCWRAP, ["spawn", "--json", ...TIMING_FLAGS, folder], { env: box.env });
       const line = await ocwrap.nextLine("the JSON line of ocwrap spawn", (l) => l.startsWith("{"));
       const info = JSON.parse(line);
       assert.equal(info.pids.supervisor, ocwrap.pid, "a foreground spawn is its own supervisor");
       const procs = await workspaceWithTerminal(box, info, folder, { detached: false });
+      return { ocwrap, procs };
+    }
+
+    test("spawn --json, a terminal with a setsid child, SIGTERM to ocwrap", async (t) => {
+      const { ocwrap, procs } = await foregroundWorkspace("ws-sigterm");
 
       const t0 = performance.now();
       process.kill(ocwrap.pid, "SIGTERM");
@@ -165,6 +172,18 @@ describe("scenario 1: ocwrap spawn with real opencode", () => {
       assert.ok([0, 137, 143].includes(result.code), `unexpected exit status ${result.code}:\n${ocwrap.stderr}`);
       assertAllGone(procs);
       assertNoneLeft(box.mark, "after SIGTERM to the foreground ocwrap spawn");
+    });
+
+    // The leak of the control case, with ocwrap: opencode dies, its
+    // terminal's setsid child does not, and ocwrap must end it and exit.
+    test("spawn --json, a terminal with a setsid child, SIGKILL of opencode", async () => {
+      const { ocwrap, procs } = await foregroundWorkspace("ws-opencode-killed");
+      const t0 = performance.now();
+      assert.ok(killChecked(procs.opencode, "SIGKILL"), "could not SIGKILL opencode");
+      const result = await exitWithin(ocwrap, t0, EXIT_BOUND_MS, "ocwrap spawn");
+      assert.equal(result.code, 128 + 9, `exit status after opencode was SIGKILLed:\n${ocwrap.stderr}`);
+      assertAllGone(procs);
+      assertNoneLeft(box.mark, "after opencode of a foreground ocwrap spawn was SIGKILLed");
     });
   });
 });
