@@ -69,8 +69,8 @@ function assertAllGone(procs) {
   for (const [what, proc] of Object.entries(procs)) assert.ok(!alive(proc), `${what} (${proc.pid}) survived`);
 }
 
-async function psJson(box) {
-  const ps = await run(OCWRAP, ["ps", "--json"], { env: box.env });
+async function psJson(box, ...flags) {
+  const ps = await run(OCWRAP, ["ps", "--json", ...flags], { env: box.env });
   assert.equal(ps.code, 0, `ocwrap ps --json: ${ps.stderr}`);
   return JSON.parse(ps.stdout);
 }
@@ -122,9 +122,10 @@ describe("scenario 1: ocwrap spawn with real opencode", () => {
         // Detached: the supervisor leads a session of its own.
         assert.equal(stat(procs.supervisor.pid).sid, procs.supervisor.pid, "detached supervisor has no session");
 
-        const listed = (await psJson(box)).find((w) => w.id === info.id);
+        const listed = (await psJson(box, "--check")).find((w) => w.id === info.id);
         assert.ok(listed, `ocwrap ps does not list ${info.id}`);
         assert.equal(listed.state, "running");
+        assert.equal(listed.health, "healthy", "ocwrap ps --check asks GET /global/health");
 
         const stop = await run(OCWRAP, ["stop", ...TIMING_FLAGS, by === "id" ? info.id : folder], { env: box.env });
         assert.equal(stop.code, 0, `ocwrap stop: ${stop.stderr}`);
