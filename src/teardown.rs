@@ -32,16 +32,18 @@
 //!   costs one syscall, not a scan.
 //! - [`Scope::Foreign`]: a tree that is not ours to reap (a workspace whose
 //!   supervisor died, an orphan found by `reap`). Members are the roots, their
-//!   descendants, and processes born during the teardown in a member's
-//!   process group or session (they may have been re-parented away before a
-//!   sweep saw them). Only processes of our own uid are ever signalled.
+//!   descendants, and processes born during the teardown in a process group
+//!   or session that a member leads (they may have been re-parented away
+//!   before a sweep saw them; a group or session the tree merely sits in,
+//!   such as a terminal's, does not count). Only processes of our own uid are
+//!   ever signalled.
 //!
 //! Nothing is signalled by PID alone: a process found by a scan gets a pidfd
 //! and is checked again (start time) before the signal goes through the
 //! pidfd, unless it is an unreaped child of ours, whose PID cannot be
 //! recycled before we reap it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -142,8 +144,6 @@ pub enum Scope {
     Foreign {
         /// Known members: pid -> start time.
         members: HashMap<Pid, u64>,
-        groups: HashSet<Pid>,
-        sessions: HashSet<Pid>,
         /// Start time (ticks) before which a group/session member is not new.
         born_after: u64,
         uid: u32,
@@ -155,8 +155,6 @@ impl Scope {
     pub fn foreign(roots: &[Stat]) -> Scope {
         Scope::Foreign {
             members: roots.iter().map(|s| (s.pid, s.start_time)).collect(),
-            groups: roots.iter().map(|s| s.pgrp).filter(|&g| g > 1).collect(),
-            sessions: roots.iter().map(|s| s.session).filter(|&s| s > 1).collect(),
             born_after: procfs::uptime_ticks().unwrap_or(u64::MAX),
             uid: sys::getuid(),
         }
@@ -266,21 +264,23 @@ impl Teardown {
                 .collect(),
             Scope::Foreign {
                 members,
-                groups,
-                sessions,
                 born_after,
                 uid,
             } => {
                 // Roots: members still alive as themselves, and processes born
-                // during the teardown in a member's group or session.
+                // during the teardown in a process group or session that a
+                // member leads (a group or session the tree owns). A group
+                // or session the tree merely sits in, such as a terminal's,
+                // is not enough: the terminal may start new work meanwhile.
                 let mut roots: Vec<Pid> = Vec::new();
                 for s in snap.procs.values() {
                     if s.is_zombie() || s.pid <= 1 || s.pid == self.me {
                         continue;
                     }
                     let known = members.get(&s.pid) == Some(&s.start_time);
-                    let born_inside = s.start_time >= *born_after
-                        && (groups.contains(&s.pgrp) || sessions.contains(&s.session));
+                    let led = |id: Pid| id > 1 && members.contains_key(&id);
+                    let born_inside =
+                        s.start_time >= *born_after && (led(s.pgrp) || led(s.session));
                     if known || born_inside {
                         roots.push(s.pid);
                     }
@@ -358,6 +358,11 @@ impl Teardown {
                 send(t.fd.as_ref(), st.pid, libc::SIGKILL);
                 t.killed = true;
             } else if self.is_exempt(&st) {
+                // It already got the forwarded signal; stopped, it could not
+                // act on it until the SIGKILL.
+                if st.is_stopped() {
+                    send(t.fd.as_ref(), st.pid, libc::SIGCONT);
+                }
                 t.stop_signalled = true;
             } else {
                 send(t.fd.as_ref(), st.pid, self.stop_signal);

@@ -93,7 +93,11 @@ pub fn inspect(record: Record, snap: &Snapshot) -> Inspected {
         }
     } else {
         let mut roots: Vec<Pid> = Vec::new();
+        // PID 1 is never a workspace's process: a record naming it must not
+        // claim every process below it.
         if let Some(oc) = &record.opencode
+            && oc.pid > 1
+            && oc.pid != me
             && snap.get(oc.pid).is_some_and(|s| is(oc, s))
         {
             roots.push(oc.pid);
