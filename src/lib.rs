@@ -21,6 +21,9 @@ use exit_code::ExitCode;
 
 /// Parses the command line, runs the command, returns the exit status.
 pub fn run() -> i32 {
+    // A closed stderr or stdout must not kill the supervisor mid-teardown;
+    // listing commands restore the default later (`ps | head`).
+    sys::ignore_sigpipe();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

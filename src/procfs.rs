@@ -9,9 +9,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Read;
+use std::sync::OnceLock;
 
-use crate::sys::Pid;
+use crate::sys::{self, Pid};
 
 /// The fields of `/proc/PID/stat` ocwrap uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,24 +69,22 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// The `/proc` directory, opened once per process.
+fn proc_dir() -> Option<&'static sys::ProcDir> {
+    static DIR: OnceLock<Option<sys::ProcDir>> = OnceLock::new();
+    DIR.get_or_init(|| sys::ProcDir::open().ok()).as_ref()
+}
+
 /// Reads and parses `/proc/PID/stat`; None when the process is gone.
 pub fn read_stat(pid: Pid) -> Option<Stat> {
     let mut buf = [0u8; 2048];
-    let mut f = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let mut len = 0;
-    loop {
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                if len == buf.len() {
-                    break;
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    let s = parse_stat(&String::from_utf8_lossy(&buf[..len]))?;
+    let len = proc_dir()?.read(pid, "stat", &mut buf).ok()?;
+    let bytes = &buf[..len];
+    let s = match std::str::from_utf8(bytes) {
+        Ok(text) => parse_stat(text)?,
+        // A command name is any 16 bytes, not necessarily UTF-8.
+        Err(_) => parse_stat(&String::from_utf8_lossy(bytes))?,
+    };
     (s.pid == pid).then_some(s)
 }
 
@@ -139,7 +137,7 @@ pub fn boot_time() -> Option<u64> {
 pub fn uptime_ticks() -> Option<u64> {
     let text = fs::read_to_string("/proc/uptime").ok()?;
     let secs: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
-    Some((secs * crate::sys::clock_ticks() as f64) as u64)
+    Some((secs * sys::clock_ticks() as f64) as u64)
 }
 
 /// One pass over `/proc`: every process and its parent.
