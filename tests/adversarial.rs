@@ -8,10 +8,11 @@
 //! PID namespace, or a process born next to the tree. The fixtures are in
 //! `tests/fixtures/adv.py`.
 //!
-//! Trees whose members `reap` or `stop` end from outside are started in a
-//! session of their own: a foreign teardown also ends processes born in a
-//! member's session while it runs, and the test's own session is shared by
-//! every test running in parallel.
+//! Trees that `reap` or `stop` end from outside are started in sessions of
+//! their own, so that nothing a foreign teardown may adopt (processes born
+//! while it runs in a group or session the tree leads) can belong to
+//! another test: the test's own session is shared by every test running in
+//! parallel.
 
 mod common;
 
@@ -501,7 +502,6 @@ fn stopped_descendants_are_continued_and_end_on_the_stop_signal() {
 }
 
 #[test]
-#[ignore = "bug: a stopped CMD gets the forwarded SIGTERM but no SIGCONT, so it waits for the SIGKILL"]
 fn a_stopped_cmd_is_continued_after_the_forwarded_signal() {
     let mut s = Scene::new("adv-stoppedcmd");
     let by = bystander(&mut s);
@@ -1156,7 +1156,6 @@ fn records_naming_pid_1_as_supervisor_never_signal_it_or_its_descendants() {
 }
 
 #[test]
-#[ignore = "bug: a record naming PID 1 as its opencode process claims every process below PID 1"]
 fn records_naming_pid_1_as_opencode_never_signal_it_or_its_descendants() {
     forged_pid_1("opencode");
 }
@@ -1606,7 +1605,6 @@ fn hostile_records_are_skipped_never_followed() {
 }
 
 #[test]
-#[ignore = "bug: reap's foreign teardown ends processes born in an orphan's session during the grace"]
 fn reap_spares_a_process_born_next_to_the_orphan_during_its_grace() {
     // An orphan in the session (and process group) of a live, unrelated
     // leader, as a server left by a crashed `ocwrap -- CMD` sits in its
