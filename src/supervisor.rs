@@ -194,6 +194,15 @@ impl Supervisor {
         let r = sys::reap_all().context("waitpid failed")?;
         let mut pids = Vec::with_capacity(r.exited.len());
         for (pid, how) in r.exited {
+            self.note_exit(pid, how);
+            pids.push(pid);
+        }
+        Ok((pids, r.has_children))
+    }
+
+    /// Records how a reaped child ended.
+    fn note_exit(&mut self, pid: Pid, how: Exit) {
+        {
             if pid == self.child {
                 self.child_exit = Some(how);
                 crate::log::debug(
@@ -209,9 +218,7 @@ impl Supervisor {
                     json!({"orphan_pid": pid}),
                 );
             }
-            pids.push(pid);
         }
-        Ok((pids, r.has_children))
     }
 
     /// Drains the signalfd.
@@ -299,7 +306,7 @@ impl Supervisor {
                    "kill_timeout_ms": self.opts.kill_timeout.as_millis() as u64}),
         );
         let (pids, has_children) = self.reap()?;
-        td.on_reaped(&pids, &self.epoll);
+        td.on_reaped(&pids);
         if has_children {
             let n = td.sweep(&self.epoll);
             crate::log::info(
@@ -327,14 +334,18 @@ impl Supervisor {
                     if let Some(a) = attachment.as_deref_mut() {
                         a.on_readable();
                     }
-                } else if token != TOKEN_SIGNALS {
-                    td.on_token(token, &self.epoll);
+                } else if let Some(pid) = td.on_token(token) {
+                    // If it was our child, reap exactly it (see reap_pid).
+                    if let Some(how) = sys::reap_pid(pid).context("waitpid failed")? {
+                        self.note_exit(pid, how);
+                        td.on_reaped(&[pid]);
+                    }
                 }
             }
             for sig in self.pending_signals()? {
                 if sig == libc::SIGCHLD {
                     let (pids, more) = self.reap()?;
-                    td.on_reaped(&pids, &self.epoll);
+                    td.on_reaped(&pids);
                     has_children = more;
                 } else if signal::is_terminating(sig) && td.phase() == Phase::Graceful {
                     crate::log::info(
@@ -354,7 +365,7 @@ impl Supervisor {
                 // No SIGCHLD in this batch: ask the kernel directly, it is
                 // one syscall and keeps the emptiness check exact.
                 let (pids, more) = self.reap()?;
-                td.on_reaped(&pids, &self.epoll);
+                td.on_reaped(&pids);
                 has_children = more;
             }
             td.on_time(&self.epoll);
@@ -363,7 +374,7 @@ impl Supervisor {
         // Last zombies (reaped children whose parent was us) are collected
         // here so none is left behind when we exit.
         let _ = self.reap();
-        let summary = td.finish_all(&self.epoll);
+        let summary = td.finish_all();
         Ok(Finished {
             child_exit: self.child_exit,
             summary,

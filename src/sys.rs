@@ -262,15 +262,35 @@ pub fn reap_all() -> io::Result<Reaped> {
                     _ => return Err(e),
                 }
             }
-            pid => {
-                let how = if libc::WIFSIGNALED(status) {
-                    Exit::Signal(libc::WTERMSIG(status))
-                } else {
-                    Exit::Code(libc::WEXITSTATUS(status))
-                };
-                exited.push((pid, how));
+            pid => exited.push((pid, decode_status(status))),
+        }
+    }
+}
+
+/// Reaps `pid` if it is an exited child of ours. `waitpid(-1)` walks the
+/// whole list of children for each zombie it finds (quadratic for thousands
+/// of children); waiting for one PID is a direct lookup.
+pub fn reap_pid(pid: Pid) -> io::Result<Option<Exit>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status points to a valid int.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        0 => Ok(None),
+        -1 => {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ECHILD) | Some(libc::EINTR) => Ok(None),
+                _ => Err(e),
             }
         }
+        _ => Ok(Some(decode_status(status))),
+    }
+}
+
+fn decode_status(status: libc::c_int) -> Exit {
+    if libc::WIFSIGNALED(status) {
+        Exit::Signal(libc::WTERMSIG(status))
+    } else {
+        Exit::Code(libc::WEXITSTATUS(status))
     }
 }
 
@@ -315,9 +335,11 @@ impl Epoll {
             // Round up so a deadline is never missed by a truncated millisecond.
             Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
         };
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        // SAFETY: the buffer holds 64 events and we pass its length.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 64, ms) };
+        // A big teardown ends thousands of processes at once: take their
+        // events in large batches.
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 512];
+        // SAFETY: the buffer holds 512 events and we pass its length.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), 512, ms) };
         if n == -1 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {

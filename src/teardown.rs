@@ -333,7 +333,7 @@ impl Teardown {
                 // The PID was recycled inside our own tree: the old process
                 // ended unseen.
                 if let Some(old) = self.tracked.remove(&st.pid) {
-                    self.finish(st.pid, old, epoll);
+                    self.finish(st.pid, old);
                 }
             }
             let fd = match sys::pidfd_open(st.pid) {
@@ -374,20 +374,22 @@ impl Teardown {
                 t.stop_signalled = true;
             }
             signalled += 1;
-            crate::log::debug(
-                "process.signalled",
-                &format!(
-                    "sent {} to {} ({})",
-                    signal::name(if forced {
-                        libc::SIGKILL
-                    } else {
-                        self.stop_signal
-                    }),
-                    st.pid,
-                    st.comm
-                ),
-                json!({"target_pid": st.pid, "command": st.comm, "phase": format!("{:?}", self.phase).to_lowercase()}),
-            );
+            if crate::log::enabled(crate::log::Level::Debug) {
+                crate::log::debug(
+                    "process.signalled",
+                    &format!(
+                        "sent {} to {} ({})",
+                        signal::name(if forced {
+                            libc::SIGKILL
+                        } else {
+                            self.stop_signal
+                        }),
+                        st.pid,
+                        st.comm
+                    ),
+                    json!({"target_pid": st.pid, "command": st.comm, "phase": format!("{:?}", self.phase).to_lowercase()}),
+                );
+            }
             match &t.fd {
                 Some(fd) => {
                     if epoll
@@ -404,10 +406,9 @@ impl Teardown {
         signalled
     }
 
-    fn finish(&mut self, pid: Pid, t: Tracked, epoll: &Epoll) {
-        if let Some(fd) = &t.fd {
-            epoll.delete(fd.as_raw_fd());
-        }
+    fn finish(&mut self, pid: Pid, t: Tracked) {
+        // Dropping `t` closes its pidfd, which also takes it out of the
+        // epoll set: no EPOLL_CTL_DEL needed per process.
         let ended_by = if t.killed {
             EndedBy::Kill
         } else if t.stop_signalled {
@@ -416,15 +417,19 @@ impl Teardown {
             EndedBy::Itself
         };
         let after = self.started.elapsed();
-        crate::log::debug(
-            "process.ended",
-            &format!(
-                "{pid} ({}) ended after {}",
-                t.command,
-                fmt_ms(after.as_millis() as u64)
-            ),
-            json!({"target_pid": pid, "command": t.command, "ended_by": ended_by, "after_ms": after.as_millis() as u64}),
-        );
+        // Thousands of processes end in a big teardown: build the event only
+        // when someone reads it.
+        if crate::log::enabled(crate::log::Level::Debug) {
+            crate::log::debug(
+                "process.ended",
+                &format!(
+                    "{pid} ({}) ended after {}",
+                    t.command,
+                    fmt_ms(after.as_millis() as u64)
+                ),
+                json!({"target_pid": pid, "command": t.command, "ended_by": ended_by, "after_ms": after.as_millis() as u64}),
+            );
+        }
         self.outcomes.push(ProcessOutcome {
             pid,
             command: t.command,
@@ -434,22 +439,24 @@ impl Teardown {
     }
 
     /// A pidfd token fired: that process exited.
-    pub fn on_token(&mut self, token: u64, epoll: &Epoll) {
+    /// Returns the PID the token stood for.
+    pub fn on_token(&mut self, token: u64) -> Option<Pid> {
         if token < PID_TOKEN {
-            return;
+            return None;
         }
         let pid = (token & 0xffff_ffff) as u32 as Pid;
         if let Some(t) = self.tracked.remove(&pid) {
-            self.finish(pid, t, epoll);
+            self.finish(pid, t);
         }
+        Some(pid)
     }
 
     /// Reaped children of ours: they are gone even if their pidfd event is
     /// still queued.
-    pub fn on_reaped(&mut self, pids: &[Pid], epoll: &Epoll) {
+    pub fn on_reaped(&mut self, pids: &[Pid]) {
         for pid in pids {
             if let Some(t) = self.tracked.remove(pid) {
-                self.finish(*pid, t, epoll);
+                self.finish(*pid, t);
             }
         }
     }
@@ -514,7 +521,7 @@ impl Teardown {
     }
 
     /// Ends the teardown: survivors are whatever the last scan still finds.
-    pub fn finish_all(mut self, epoll: &Epoll) -> Summary {
+    pub fn finish_all(mut self) -> Summary {
         let survivors: Vec<Survivor> = if self.phase == Phase::Done && self.tracked.is_empty() {
             Vec::new()
         } else {
@@ -530,7 +537,7 @@ impl Teardown {
         let tracked: Vec<(Pid, Tracked)> = self.tracked.drain().collect();
         for (pid, t) in tracked {
             if !survivors.iter().any(|s| s.pid == pid) {
-                self.finish(pid, t, epoll);
+                self.finish(pid, t);
             }
         }
         let count = |e: EndedBy| self.outcomes.iter().filter(|o| o.ended_by == e).count();
@@ -586,11 +593,11 @@ pub fn run_foreign(
             .map(|d| d.saturating_duration_since(Instant::now()));
         epoll.wait(timeout, &mut tokens)?;
         for &t in &tokens {
-            td.on_token(t, &epoll);
+            let _ = td.on_token(t);
         }
         td.on_time(&epoll);
     }
-    Ok(td.finish_all(&epoll))
+    Ok(td.finish_all())
 }
 
 #[cfg(test)]
