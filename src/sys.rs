@@ -604,6 +604,11 @@ pub fn ignore_sigpipe() {
     }
 }
 
+/// Whether the process behind a pidfd has exited (without waiting).
+pub fn pidfd_exited(fd: &OwnedFd) -> bool {
+    pidfd_wait(fd, Duration::ZERO).unwrap_or(false)
+}
+
 /// Restores SIGPIPE's default action so that a closed stdout ends a listing
 /// command quietly (`ocwrap ps | head`) instead of raising EPIPE errors.
 pub fn default_sigpipe() {

@@ -473,6 +473,19 @@ impl Teardown {
         let now = Instant::now();
         self.phase = Phase::Forced;
         self.kill_deadline = now + self.kill_timeout;
+        // Processes whose exit is still queued in the epoll set ended on the
+        // stop signal: count them as such, not as killed.
+        let exited: Vec<Pid> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.fd.as_ref().is_some_and(sys::pidfd_exited))
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in exited {
+            if let Some(t) = self.tracked.remove(&pid) {
+                self.finish(pid, t);
+            }
+        }
         for (pid, t) in self.tracked.iter_mut() {
             if !t.killed {
                 send(t.fd.as_ref(), *pid, libc::SIGKILL);
