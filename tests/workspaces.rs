@@ -562,3 +562,21 @@ fn a_foreground_spawn_ends_when_the_app_that_started_it_dies() {
     assert!(wait_until(T, || s.alive().is_empty()), "{:?}", s.alive());
     assert!(ps(&s).is_empty());
 }
+
+#[test]
+fn stop_takes_over_from_a_hung_supervisor() {
+    let s = Scene::new("ws-hung");
+    let dir = folder(&s, "repo");
+    let j = spawn_detached(&s, &dir, &["--grace", "1s", "--kill-timeout", "1s"]);
+    let sup = j["pids"]["supervisor"].as_i64().unwrap() as i32;
+    // A stopped supervisor never runs its teardown.
+    kill_pid(sup, libc::SIGSTOP);
+    assert!(wait_until(T, || ocwrap::procfs::read_stat(sup)
+        .is_some_and(|st| st.is_stopped())));
+    let (o, elapsed) = run_output(s.ocwrap(&["stop", "--all", "--kill-timeout", "2s"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did not finish"), "{}", stderr(&o));
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    assert!(ps(&s).is_empty());
+}
