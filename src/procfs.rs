@@ -140,6 +140,31 @@ pub fn uptime_ticks() -> Option<u64> {
     Some((secs * sys::clock_ticks() as f64) as u64)
 }
 
+/// The children of `pid`, from the `children` file of each of its threads
+/// (a child is listed under the thread that forked it, or that adopted it).
+pub fn children_of(pid: Pid) -> Vec<Pid> {
+    let mut out = Vec::new();
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(text) = fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                text.split_ascii_whitespace()
+                    .filter_map(|x| x.parse::<Pid>().ok()),
+            );
+        }
+    }
+    out
+}
+
+/// Whether this kernel lists children in `/proc/PID/task/TID/children`
+/// (CONFIG_PROC_CHILDREN): then a tree can be read without scanning every
+/// process on the machine.
+pub fn children_files() -> bool {
+    std::path::Path::new(&format!("/proc/self/task/{}/children", sys::getpid())).exists()
+}
+
 /// One pass over `/proc`: every process and its parent.
 pub struct Snapshot {
     pub procs: HashMap<Pid, Stat>,
@@ -160,6 +185,47 @@ impl Snapshot {
             }
         }
         Snapshot { procs }
+    }
+
+    /// A partial snapshot: `pids` and everything below them, read through
+    /// the children files instead of a scan of every process.
+    pub fn of_trees(pids: &[Pid]) -> Snapshot {
+        let mut snap = Snapshot {
+            procs: HashMap::new(),
+        };
+        snap.add_trees(pids);
+        snap
+    }
+
+    /// A partial snapshot of just these processes.
+    pub fn of_pids(pids: &[Pid]) -> Snapshot {
+        let mut snap = Snapshot {
+            procs: HashMap::new(),
+        };
+        snap.add_pids(pids);
+        snap
+    }
+
+    pub fn add_pids(&mut self, pids: &[Pid]) {
+        for &p in pids {
+            if let Some(st) = read_stat(p) {
+                self.procs.insert(p, st);
+            }
+        }
+    }
+
+    /// Adds `pids` and their descendants (children files) to the snapshot.
+    pub fn add_trees(&mut self, pids: &[Pid]) {
+        let mut queue: std::collections::VecDeque<Pid> = pids.iter().copied().collect();
+        while let Some(p) = queue.pop_front() {
+            if self.procs.contains_key(&p) {
+                continue;
+            }
+            if let Some(st) = read_stat(p) {
+                self.procs.insert(p, st);
+                queue.extend(children_of(p));
+            }
+        }
     }
 
     /// parent -> children, built once per snapshot.

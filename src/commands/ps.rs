@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::cli::{GlobalArgs, PsArgs};
 use crate::exit_code::ExitCode;
-use crate::procfs::Snapshot;
+use crate::procfs::{self, Snapshot};
 use crate::registry::Registry;
 use crate::workspace::{self, State};
 
@@ -21,10 +21,14 @@ pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     };
     let records = reg.load_all();
-    let snap = if records.is_empty() {
-        Snapshot {
-            procs: Default::default(),
-        }
+    // Live supervisors' trees are read through the children files; only a
+    // dead supervisor's workspace needs the full scan (its processes are
+    // found by their marker).
+    let uid = crate::sys::getuid();
+    let all_live = records.iter().all(|r| r.supervisor.live(uid).is_some());
+    let snap = if all_live && procfs::children_files() {
+        let sups: Vec<_> = records.iter().map(|r| r.supervisor.pid).collect();
+        Snapshot::of_trees(&sups)
     } else {
         Snapshot::scan()
     };

@@ -57,7 +57,6 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
     }
     let uid = sys::getuid();
     let me = sys::getpid();
-    let snap = Snapshot::scan();
     let mut targets: Vec<Target> = Vec::new();
     let mut roots: Vec<Stat> = Vec::new();
     let mut claimed: HashSet<Pid> = HashSet::new();
@@ -77,9 +76,15 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
             None
         }
     };
-    if let Some(reg) = &reg {
-        for rec in reg.load_all() {
-            let w = workspace::inspect(rec, &snap);
+    let records = reg.as_ref().map(|r| r.load_all()).unwrap_or_default();
+    // A full scan of /proc is needed to find a dead workspace's processes by
+    // their marker. Without records (and with children files) the orphan
+    // search below reads only PID 1's children and the orphans' trees.
+    let full_scan = !records.is_empty() || !procfs::children_files();
+    let snap_full = full_scan.then(Snapshot::scan);
+    if let Some(snap) = &snap_full {
+        for rec in records {
+            let w = workspace::inspect(rec, snap);
             match w.state {
                 State::Running => {
                     live_workspace.extend(w.members.iter().map(|s| s.pid));
@@ -119,11 +124,32 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         }
     }
 
-    // 2. Untracked orphans matching the pattern.
-    let mut orphans: Vec<&Stat> = snap
+    // 2. Untracked orphans matching the pattern. Orphans are children of
+    // PID 1 or of a reaper that is itself a child of PID 1 (`systemd
+    // --user`), so with children files only those are read, not every
+    // process on the machine.
+    let mut snap = match snap_full {
+        Some(full) => full,
+        None => {
+            let mut part = Snapshot::of_pids(&[1]);
+            let top = procfs::children_of(1);
+            part.add_pids(&top);
+            for c in top {
+                if part
+                    .get(c)
+                    .is_some_and(|s| REAPERS.contains(&s.comm.as_str()))
+                {
+                    part.add_pids(&procfs::children_of(c));
+                }
+            }
+            part
+        }
+    };
+    let mut orphans: Vec<Stat> = snap
         .procs
         .values()
         .filter(|s| is_orphan(s, &snap, me))
+        .cloned()
         .collect();
     orphans.sort_by_key(|s| s.pid);
     for s in orphans {
@@ -136,6 +162,10 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         }
         if procfs::read_uids(s.pid).is_none_or(|(r, e)| r != uid || e != uid) {
             continue;
+        }
+        if !full_scan {
+            // The orphan's own tree, read through the children files.
+            snap.add_trees(&procfs::children_of(s.pid));
         }
         let mut tree = vec![s.pid];
         for d in snap.descendants(&[s.pid]) {
