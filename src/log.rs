@@ -51,6 +51,12 @@ fn config() -> &'static Config {
     })
 }
 
+/// Whether logs are JSON lines (machine readers want every lifecycle
+/// event; a person at a terminal wants the summary line).
+pub fn is_json() -> bool {
+    config().format == Format::Json
+}
+
 pub fn enabled(level: Level) -> bool {
     level <= config().level
 }

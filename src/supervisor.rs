@@ -299,7 +299,13 @@ impl Supervisor {
             self.opts.kill_timeout,
             exempt,
         );
-        crate::log::debug(
+        let level = if crate::log::is_json() {
+            crate::log::Level::Info
+        } else {
+            crate::log::Level::Debug
+        };
+        crate::log::emit(
+            level,
             "teardown.started",
             &format!("teardown started: {}", td.trigger()),
             json!({"trigger": td.trigger(), "grace_ms": self.opts.grace.as_millis() as u64,

@@ -498,6 +498,12 @@ fn quiet_verbose_and_json_logs() {
         .map(|e| e["event"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"teardown.completed"), "{names:?}");
+    assert!(names.contains(&"teardown.started"), "{names:?}");
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "teardown.started")
+        .unwrap();
+    assert_eq!(started["trigger"], "CMD exited with status 0");
     let done = events
         .iter()
         .find(|e| e["event"] == "teardown.completed")
