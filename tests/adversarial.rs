@@ -309,7 +309,7 @@ fn orphan_recorder(f: &Scene, uid: u32, out: &Path, tag: &str) -> i32 {
     pid
 }
 
-/// What a recorder fixture logged (one signal name a line).
+/// What a recording fixture logged (`SIGNAME PID`, a line per signal).
 fn recorded(out: &Path) -> String {
     std::fs::read_to_string(format!("{}.log", out.display())).unwrap_or_default()
 }
@@ -1106,6 +1106,12 @@ fn forged_pid_1(role: &str) {
     ]))
     .env(MARK_VAR, &s.mark);
     let mut r = Running::start(cmd);
+    // Six ocwrap runs in a row: a generous deadline for a loaded machine.
+    assert!(
+        wait_until(5 * T, || out.exists()),
+        "no report from init: {}",
+        r.stderr()
+    );
     let init = read_json(&out);
     assert!(r.wait(T).is_some());
     let doc: Value = std::fs::read_to_string(&forge)
@@ -1129,8 +1135,10 @@ fn forged_pid_1(role: &str) {
         assert_eq!(run["code"], 0, "{what}");
     }
     assert_eq!(
-        init["status"], 0,
-        "fixture forge-pid1 did not finish: {init}; {doc:#}"
+        init["status"],
+        0,
+        "fixture forge-pid1 did not finish: {init}; {doc:#}\n{}",
+        r.stderr()
     );
     assert_eq!(runs.len(), 6, "{doc:#}");
     let ps: Value = serde_json::from_str(runs[0]["stdout"].as_str().unwrap()).unwrap();
@@ -1257,7 +1265,7 @@ fn another_users_orphaned_server_is_never_reaped() {
         "ours survived: {}",
         stdout(&o)
     );
-    assert_eq!(recorded(&ours_out), "SIGTERM\n");
+    assert_eq!(recorded(&ours_out), format!("SIGTERM {ours}\n"));
     for (pid, out) in [(nobodys, &n_out), (strangers, &x_out)] {
         assert!(
             is_alive(pid) && recorded(out).is_empty(),
@@ -1320,7 +1328,7 @@ fn another_users_orphaned_server_is_never_reaped() {
         "nobody's own orphan survived: {}",
         stdout(&o)
     );
-    assert_eq!(recorded(&n_out), "SIGTERM\n");
+    assert_eq!(recorded(&n_out), format!("SIGTERM {nobodys}\n"));
     for (pid, out) in [(strangers, &x_out), (roots, &roots_out)] {
         assert!(
             is_alive(pid) && recorded(out).is_empty(),
