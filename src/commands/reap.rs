@@ -77,74 +77,71 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         }
     };
     let records = reg.as_ref().map(|r| r.load_all()).unwrap_or_default();
-    // A full scan of /proc is needed to find a dead workspace's processes by
-    // their marker. Without records (and with children files) the orphan
-    // search below reads only PID 1's children and the orphans' trees.
-    let full_scan = !records.is_empty() || !procfs::children_files();
-    let snap_full = full_scan.then(Snapshot::scan);
-    if let Some(snap) = &snap_full {
-        for rec in records {
-            let w = workspace::inspect(rec, snap);
-            match w.state {
-                State::Running => {
-                    live_workspace.extend(w.members.iter().map(|s| s.pid));
-                    if let Some(s) = &w.supervisor {
-                        live_workspace.insert(s.pid);
-                    }
+    // A full scan of /proc is needed only to find a dead supervisor's
+    // processes by their marker. Otherwise (with children files) reap reads
+    // the live supervisors' trees, PID 1's children and the children of a
+    // reaper among those (`systemd --user`): orphans are found there.
+    let any_dead = records.iter().any(|r| r.supervisor.live(uid).is_none());
+    let full_scan = any_dead || !procfs::children_files();
+    let mut snap = if full_scan {
+        Snapshot::scan()
+    } else {
+        let supervisors: Vec<Pid> = records.iter().map(|r| r.supervisor.pid).collect();
+        let mut part = Snapshot::of_trees(&supervisors);
+        part.add_pids(&[1]);
+        let top = procfs::children_of(1);
+        part.add_pids(&top);
+        for c in top {
+            if part
+                .get(c)
+                .is_some_and(|s| REAPERS.contains(&s.comm.as_str()))
+            {
+                part.add_pids(&procfs::children_of(c));
+            }
+        }
+        part
+    };
+    for rec in records {
+        let w = workspace::inspect(rec, &snap);
+        match w.state {
+            State::Running => {
+                live_workspace.extend(w.members.iter().map(|s| s.pid));
+                if let Some(s) = &w.supervisor {
+                    live_workspace.insert(s.pid);
                 }
-                State::Dead => finished_records.push(w.record.id.clone()),
-                State::Orphaned => {
-                    let pids: Vec<Pid> = w.members.iter().map(|s| s.pid).collect();
-                    claimed.extend(&pids);
-                    let first = &w.members[0];
-                    crate::log::info(
-                        "orphan.found",
-                        &format!(
-                            "workspace {}: supervisor {} is gone, {} process(es) left",
-                            w.record.id,
-                            w.record.supervisor.pid,
-                            pids.len()
-                        ),
-                        json!({"workspace": w.record.id, "processes": pids}),
-                    );
-                    targets.push(Target {
-                        pid: first.pid,
-                        command: procfs::read_cmdline(first.pid),
-                        reason: format!(
-                            "workspace {} lost its supervisor ({})",
-                            w.record.id, w.record.supervisor.pid
-                        ),
-                        workspace: Some(w.record.id.clone()),
-                        processes: pids,
-                    });
-                    finished_records.push(w.record.id.clone());
-                    roots.extend(w.members);
-                }
+            }
+            State::Dead => finished_records.push(w.record.id.clone()),
+            State::Orphaned => {
+                let pids: Vec<Pid> = w.members.iter().map(|s| s.pid).collect();
+                claimed.extend(&pids);
+                let first = &w.members[0];
+                crate::log::info(
+                    "orphan.found",
+                    &format!(
+                        "workspace {}: supervisor {} is gone, {} process(es) left",
+                        w.record.id,
+                        w.record.supervisor.pid,
+                        pids.len()
+                    ),
+                    json!({"workspace": w.record.id, "processes": pids}),
+                );
+                targets.push(Target {
+                    pid: first.pid,
+                    command: procfs::read_cmdline(first.pid),
+                    reason: format!(
+                        "workspace {} lost its supervisor ({})",
+                        w.record.id, w.record.supervisor.pid
+                    ),
+                    workspace: Some(w.record.id.clone()),
+                    processes: pids,
+                });
+                finished_records.push(w.record.id.clone());
+                roots.extend(w.members);
             }
         }
     }
 
-    // 2. Untracked orphans matching the pattern. Orphans are children of
-    // PID 1 or of a reaper that is itself a child of PID 1 (`systemd
-    // --user`), so with children files only those are read, not every
-    // process on the machine.
-    let mut snap = match snap_full {
-        Some(full) => full,
-        None => {
-            let mut part = Snapshot::of_pids(&[1]);
-            let top = procfs::children_of(1);
-            part.add_pids(&top);
-            for c in top {
-                if part
-                    .get(c)
-                    .is_some_and(|s| REAPERS.contains(&s.comm.as_str()))
-                {
-                    part.add_pids(&procfs::children_of(c));
-                }
-            }
-            part
-        }
-    };
+    // 2. Untracked orphans matching the pattern.
     let mut orphans: Vec<Stat> = snap
         .procs
         .values()
