@@ -182,6 +182,9 @@ struct Running {
     status: Option<ExitStatus>,
 }
 
+/// A child's output pipe and the buffer a reader thread fills from it.
+type Drain<'a> = (Box<dyn Read + Send>, &'a Arc<Mutex<String>>);
+
 impl Running {
     fn start(mut cmd: Command) -> Running {
         cmd.stdin(Stdio::null())
@@ -191,7 +194,7 @@ impl Running {
         let out = Arc::new(Mutex::new(String::new()));
         let err = Arc::new(Mutex::new(String::new()));
         let mut readers = Vec::new();
-        let pipes: [(Box<dyn Read + Send>, &Arc<Mutex<String>>); 2] = [
+        let pipes: [Drain; 2] = [
             (Box::new(child.stdout.take().unwrap()), &out),
             (Box::new(child.stderr.take().unwrap()), &err),
         ];
