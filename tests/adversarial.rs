@@ -88,6 +88,31 @@ fn own_session(cmd: &mut Command) {
     }
 }
 
+/// `unshare --pid --fork --mount-proc python3 adv.py init OUT`, the rest of
+/// the command line to follow: a private PID namespace whose PID 1 is
+/// fixture `init`. The environment is the scene's, as for `Scene::ocwrap`
+/// (marker, state directory, no OCWRAP_* settings from outside).
+fn in_pid_namespace(s: &Scene, out: &Path) -> Command {
+    let scene = s.ocwrap(&[]);
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        python(),
+        &adv(),
+        "init",
+        p(out),
+    ]);
+    for (k, v) in scene.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
 /// A marked `sleep` outside every tree under test, in the test's session
 /// and process group. It must outlive every case.
 fn bystander(s: &mut Scene) -> i32 {
@@ -389,19 +414,9 @@ fn a_pid_hopper_is_caught() {
     let by = bystander(&mut s);
     let out = s.path("init.json");
     let hopper = s.path("hopper.json");
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        python(),
-        &adv(),
-        "init",
-        p(&out),
-    ])
-    .args([bin(), "--grace", "1s", "--kill-timeout", "2s", "--"])
-    .args(adv_args(&["hopper", p(&hopper), &s.mark]))
-    .env(MARK_VAR, &s.mark);
+    let mut cmd = in_pid_namespace(&s, &out);
+    cmd.args([bin(), "--grace", "1s", "--kill-timeout", "2s", "--"])
+        .args(adv_args(&["hopper", p(&hopper), &s.mark]));
     let mut r = Running::start(cmd);
     let _ = read_json(&hopper);
     let start = Instant::now();
@@ -573,12 +588,8 @@ fn a_five_thousand_process_tree_is_ended() {
         .take(3)
         .map(|part| part.split(' ').next().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(numbers.len(), 3, "{summary}");
-    assert_eq!(
-        (numbers[0] + numbers[1], numbers[2]),
-        (5000, 0),
-        "{summary}"
-    );
+    assert_eq!(numbers.len(), 3, "{err}");
+    assert_eq!((numbers[0] + numbers[1], numbers[2]), (5000, 0), "{err}");
     assert_eq!(s.alive(), vec![by]);
 }
 
@@ -1089,25 +1100,15 @@ fn forged_pid_1(role: &str) {
     let out = s.path("init.json");
     let forge = s.path("forge.json");
     let state = s.path("ns-state");
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        python(),
-        &adv(),
-        "init",
-        p(&out),
-    ])
-    .args(adv_args(&[
+    let mut cmd = in_pid_namespace(&s, &out);
+    cmd.args(adv_args(&[
         "forge-pid1",
         p(&forge),
         bin(),
         p(&state),
         &s.mark,
         role,
-    ]))
-    .env(MARK_VAR, &s.mark);
+    ]));
     let mut r = Running::start(cmd);
     // Six ocwrap runs in a row: a generous deadline for a loaded machine.
     assert!(
