@@ -6,8 +6,10 @@
 //! stack). `run` sets the one piece of that setup ocwrap relies on, SIGPIPE,
 //! itself. Arguments still come from `std::env::args` (glibc hands them to
 //! std before `main`).
-#![no_main]
+//! (Under `cargo test` the test harness brings its own `main`.)
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 // SAFETY: the C `main` symbol is ours alone (no_main: std defines none), and
 // its signature is the one the C runtime calls.
 #[unsafe(no_mangle)]
