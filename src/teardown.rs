@@ -21,9 +21,11 @@
 //! current members and signals those it has not signalled in this phase. A
 //! sweep runs when the teardown starts, whenever every tracked process has
 //! ended (new processes may have been forked or re-parented meanwhile), and
-//! when the forced phase starts. A process forked during the grace by a
-//! process that ignores the stop signal is therefore signalled at the latest
-//! when the forced phase starts.
+//! when the forced phase starts, and then every 50 ms until the tree is
+//! empty (a parent dying from its SIGKILL may still fork, and no event
+//! announces the child). A process forked during the grace by a process that
+//! ignores the stop signal is therefore signalled at the latest when the
+//! forced phase starts.
 //!
 //! Two scopes:
 //! - [`Scope::Descendants`]: our own tree. We are a child subreaper, so every
@@ -52,6 +54,9 @@ use serde_json::json;
 use crate::procfs::{self, Snapshot, Stat};
 use crate::signal;
 use crate::sys::{self, Epoll, Pid};
+
+/// How often the forced phase re-sweeps while the tree is not empty.
+const FORCED_RESWEEP: Duration = Duration::from_millis(50);
 
 /// Epoll tokens at or above this carry a PID in their low 32 bits.
 pub const PID_TOKEN: u64 = 1 << 40;
@@ -190,6 +195,7 @@ pub struct Teardown {
     /// Set when a process could not be tracked (no pidfd): the loop must
     /// then re-sweep on a short timer, since no exit event will come.
     untracked: bool,
+    last_sweep: Instant,
 }
 
 impl Teardown {
@@ -221,6 +227,7 @@ impl Teardown {
             grace_timeout_hit: false,
             me: sys::getpid(),
             untracked: false,
+            last_sweep: started,
         }
     }
 
@@ -236,7 +243,11 @@ impl Teardown {
     pub fn next_deadline(&self) -> Option<Instant> {
         let d = match self.phase {
             Phase::Graceful => self.grace_deadline,
-            Phase::Forced => self.kill_deadline,
+            // In the forced phase the tree is re-swept on a short period:
+            // no kernel event announces a process forked after the last
+            // scan by a parent that was dying from its SIGKILL, and this
+            // phase is bounded by the kill-timeout anyway.
+            Phase::Forced => self.kill_deadline.min(self.last_sweep + FORCED_RESWEEP),
             Phase::Done => return None,
         };
         if self.untracked {
@@ -312,6 +323,7 @@ impl Teardown {
             return 0;
         }
         self.sweeps += 1;
+        self.last_sweep = Instant::now();
         let snap = Snapshot::scan();
         let members = self.members(&snap);
         let forced = self.phase == Phase::Forced;
@@ -509,6 +521,8 @@ impl Teardown {
             self.enter_forced(epoll);
         } else if self.phase == Phase::Forced && now >= self.kill_deadline {
             self.phase = Phase::Done;
+        } else if self.phase == Phase::Forced && now >= self.last_sweep + FORCED_RESWEEP {
+            self.sweep(epoll);
         }
     }
 

@@ -82,6 +82,10 @@ struct Readiness<'a> {
 
 impl Readiness<'_> {
     fn line(&mut self, line: &str) {
+        // opencode's stdout goes on to our stderr: the terminal in the
+        // foreground, the workspace's log file when detached. Written before
+        // the URL is reported, so whoever gets the URL finds the line logged.
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
         if self.url.is_none() {
             if let Some(url) = parse_listening(line) {
                 self.url = Some(url.to_string());
@@ -94,9 +98,6 @@ impl Readiness<'_> {
                 self.last.push_back(line.to_string());
             }
         }
-        // opencode's stdout goes on to our stderr: the terminal in the
-        // foreground, the workspace's log file when detached.
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
     fn last_lines(&self) -> String {
