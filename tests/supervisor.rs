@@ -333,11 +333,20 @@ fn a_second_signal_escalates_to_sigkill() {
     let pid = s.spawn(c);
     let _ = s.read_json("tree.json");
     kill_pid(pid as i32, libc::SIGINT);
-    // Wait until the graceful stage is under way: only the stubborn child
-    // (and python's parent, which exits on SIGINT) are left.
+    // Wait until the graceful stage has done all it can: CMD (python, which
+    // dies of the forwarded SIGINT) and every child but the stubborn one are
+    // gone; only ocwrap and the stubborn child still carry the marker.
     let tree = s.read_json("tree.json");
-    let plain = tree["plain"].as_i64().unwrap() as i32;
-    assert!(wait_until(T, || !is_alive(plain)));
+    let stubborn = tree["ignores_term"].as_i64().unwrap() as i32;
+    assert!(wait_until(T, || s.alive()
+        == vec![pid as i32, stubborn].into_iter().fold(
+            Vec::new(),
+            |mut v, p| {
+                v.push(p);
+                v.sort();
+                v
+            }
+        )));
     let start = Instant::now();
     kill_pid(pid as i32, libc::SIGINT);
     let status = s.wait(pid, T).expect("no exit after the second signal");
