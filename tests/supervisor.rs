@@ -338,15 +338,9 @@ fn a_second_signal_escalates_to_sigkill() {
     // gone; only ocwrap and the stubborn child still carry the marker.
     let tree = s.read_json("tree.json");
     let stubborn = tree["ignores_term"].as_i64().unwrap() as i32;
-    assert!(wait_until(T, || s.alive()
-        == vec![pid as i32, stubborn].into_iter().fold(
-            Vec::new(),
-            |mut v, p| {
-                v.push(p);
-                v.sort();
-                v
-            }
-        )));
+    let mut want = vec![pid as i32, stubborn];
+    want.sort();
+    assert!(wait_until(T, || s.alive() == want), "{:?}", s.alive());
     let start = Instant::now();
     kill_pid(pid as i32, libc::SIGINT);
     let status = s.wait(pid, T).expect("no exit after the second signal");
