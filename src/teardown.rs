@@ -114,13 +114,22 @@ impl Summary {
         self.survivors.is_empty()
     }
 
+    /// The survivors' PIDs, comma-separated.
+    pub fn survivor_pids(&self) -> String {
+        let pids: Vec<String> = self.survivors.iter().map(|s| s.pid.to_string()).collect();
+        pids.join(", ")
+    }
+
     /// The one line printed at the end of every teardown.
     pub fn line(&self) -> String {
         let survivors = if self.survivors.is_empty() {
             "0 survivors".to_string()
         } else {
-            let pids: Vec<String> = self.survivors.iter().map(|s| s.pid.to_string()).collect();
-            format!("{} survivors ({})", self.survivors.len(), pids.join(", "))
+            format!(
+                "{} survivors ({})",
+                self.survivors.len(),
+                self.survivor_pids()
+            )
         };
         format!(
             "teardown ({}) done in {}: {} ended on the stop signal, {} killed, {}",

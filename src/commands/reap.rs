@@ -222,14 +222,9 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
     if summary.clean() {
         Ok(ExitCode::Success)
     } else {
-        let pids: Vec<String> = summary
-            .survivors
-            .iter()
-            .map(|s| s.pid.to_string())
-            .collect();
         crate::log::error(
             "reap.survivors",
-            &format!("survivors: {}", pids.join(", ")),
+            &format!("survivors: {}", summary.survivor_pids()),
             json!({"survivors": summary.survivors}),
         );
         Ok(ExitCode::Survivors)

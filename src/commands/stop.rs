@@ -53,14 +53,9 @@ pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
             );
         } else {
             all_gone = false;
-            let pids: Vec<String> = summary
-                .survivors
-                .iter()
-                .map(|s| s.pid.to_string())
-                .collect();
             crate::log::error(
                 "workspace.cleanup_failed",
-                &format!("workspace {id}: survivors: {}", pids.join(", ")),
+                &format!("workspace {id}: survivors: {}", summary.survivor_pids()),
                 json!({"workspace": id, "survivors": summary.survivors}),
             );
         }
