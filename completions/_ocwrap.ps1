@@ -106,7 +106,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             break
         }
         'ocwrap;stop' {
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Grace after the stop signal, when stop has to end a tree itself')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
@@ -122,7 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
         }
         'ocwrap;reap' {
             [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Command-line text that marks an untracked server [default: "opencode serve"]')
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Grace after the stop signal before SIGKILL')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')

@@ -99,7 +99,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --help 'Print help'
         }
         &'ocwrap;stop'= {
-            cand --grace 'Grace after the stop signal, when stop has to end a tree itself'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
@@ -114,7 +114,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
         }
         &'ocwrap;reap'= {
             cand --match 'Command-line text that marks an untracked server [default: "opencode serve"]'
-            cand --grace 'Grace after the stop signal before SIGKILL'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'

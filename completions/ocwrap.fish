@@ -103,7 +103,7 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l check -d 'Ask each 
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s h -l help -d 'Print help'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l grace -d 'Grace after the stop signal, when stop has to end a tree itself' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
@@ -117,7 +117,7 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s q -l quiet -d 'On
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s h -l help -d 'Print help'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l match -d 'Command-line text that marks an untracked server [default: "opencode serve"]' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l grace -d 'Grace after the stop signal before SIGKILL' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''

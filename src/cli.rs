@@ -112,8 +112,10 @@ pub enum ForwardTo {
     Group,
 }
 
+/// The two clocks of a teardown (see `crate::teardown`): the grace after
+/// the stop signal, then the time to verify after SIGKILL.
 #[derive(Args, Debug, Clone)]
-pub struct SuperviseArgs {
+pub struct Limits {
     /// Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)
     #[arg(long, env = "OCWRAP_GRACE", value_parser = parse_duration, default_value = "10s",
           value_name = "DURATION")]
@@ -123,6 +125,12 @@ pub struct SuperviseArgs {
     #[arg(long, env = "OCWRAP_KILL_TIMEOUT", value_parser = parse_duration, default_value = "5s",
           value_name = "DURATION")]
     pub kill_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SuperviseArgs {
+    #[command(flatten)]
+    pub limits: Limits,
 
     /// Signal sent to every remaining descendant when the teardown starts
     #[arg(long, env = "OCWRAP_STOP_SIGNAL", value_parser = crate::signal::parse,
@@ -240,15 +248,8 @@ pub struct StopArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Grace after the stop signal, when stop has to end a tree itself
-    #[arg(long, env = "OCWRAP_GRACE", value_parser = parse_duration, default_value = "10s",
-          value_name = "DURATION")]
-    pub grace: Duration,
-
-    /// Time allowed after SIGKILL to verify that nothing is left
-    #[arg(long, env = "OCWRAP_KILL_TIMEOUT", value_parser = parse_duration, default_value = "5s",
-          value_name = "DURATION")]
-    pub kill_timeout: Duration,
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 #[derive(Args, Debug)]
@@ -265,15 +266,8 @@ pub struct ReapArgs {
     #[arg(long = "match", env = "OCWRAP_MATCH", value_name = "PATTERN")]
     pub pattern: Option<String>,
 
-    /// Grace after the stop signal before SIGKILL
-    #[arg(long, env = "OCWRAP_GRACE", value_parser = parse_duration, default_value = "10s",
-          value_name = "DURATION")]
-    pub grace: Duration,
-
-    /// Time allowed after SIGKILL to verify that nothing is left
-    #[arg(long, env = "OCWRAP_KILL_TIMEOUT", value_parser = parse_duration, default_value = "5s",
-          value_name = "DURATION")]
-    pub kill_timeout: Duration,
+    #[command(flatten)]
+    pub limits: Limits,
 }
 
 #[derive(Args, Debug)]

@@ -295,8 +295,8 @@ impl Supervisor {
             Scope::Descendants,
             trigger,
             self.opts.stop_signal,
-            self.opts.grace,
-            self.opts.kill_timeout,
+            self.opts.limits.grace,
+            self.opts.limits.kill_timeout,
             exempt,
         );
         let level = if crate::log::is_json() {
@@ -308,8 +308,8 @@ impl Supervisor {
             level,
             "teardown.started",
             &format!("teardown started: {}", td.trigger()),
-            json!({"trigger": td.trigger(), "grace_ms": self.opts.grace.as_millis() as u64,
-                   "kill_timeout_ms": self.opts.kill_timeout.as_millis() as u64}),
+            json!({"trigger": td.trigger(), "grace_ms": self.opts.limits.grace.as_millis() as u64,
+                   "kill_timeout_ms": self.opts.limits.kill_timeout.as_millis() as u64}),
         );
         let (pids, has_children) = self.reap()?;
         td.on_reaped(&pids);

@@ -195,7 +195,12 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
         print_targets(&targets, args.json, None)?;
         return Ok(ExitCode::Success);
     }
-    let summary = teardown::run_foreign(&roots, "reap".into(), args.grace, args.kill_timeout)?;
+    let summary = teardown::run_foreign(
+        &roots,
+        "reap".into(),
+        args.limits.grace,
+        args.limits.kill_timeout,
+    )?;
     if let Some(reg) = &reg
         && summary.clean()
     {

@@ -372,8 +372,8 @@ fn supervise(
         pgid: opencode_pid,
         log: args.detach.then(|| reg.log_path(id)),
         started_at,
-        grace_ms: args.supervise.grace.as_millis() as u64,
-        kill_timeout_ms: args.supervise.kill_timeout.as_millis() as u64,
+        grace_ms: args.supervise.limits.grace.as_millis() as u64,
+        kill_timeout_ms: args.supervise.limits.kill_timeout.as_millis() as u64,
     };
     reg.write(&record)?;
     crate::log::info(

@@ -120,8 +120,8 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
         return Ok(teardown::run_foreign(
             &w.roots(),
             trigger,
-            args.grace,
-            args.kill_timeout,
+            args.limits.grace,
+            args.limits.kill_timeout,
         )?);
     };
     // The supervisor's own teardown is the graceful path.
@@ -130,8 +130,8 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
         return Ok(teardown::run_foreign(
             &w.members,
             trigger,
-            args.grace,
-            args.kill_timeout,
+            args.limits.grace,
+            args.limits.kill_timeout,
         )?);
     }
     crate::log::info(
@@ -148,7 +148,7 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
             &w.members,
             trigger,
             Duration::ZERO,
-            args.kill_timeout,
+            args.limits.kill_timeout,
         )?);
     }
     crate::log::warn(
@@ -164,6 +164,6 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
         &w.roots(),
         trigger,
         Duration::ZERO,
-        args.kill_timeout,
+        args.limits.kill_timeout,
     )?)
 }
