@@ -125,14 +125,6 @@ pub fn environ_has(pid: Pid, entry: &str) -> bool {
     }
 }
 
-/// Boot time in seconds since the epoch (`btime` of `/proc/stat`), to turn
-/// start times into wall-clock times.
-pub fn boot_time() -> Option<u64> {
-    let text = fs::read_to_string("/proc/stat").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
-}
-
 /// Clock ticks since boot, now (from `/proc/uptime`).
 pub fn uptime_ticks() -> Option<u64> {
     let text = fs::read_to_string("/proc/uptime").ok()?;

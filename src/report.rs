@@ -139,11 +139,10 @@ pub fn conclude(
         "ended_on_stop_signal": s.ended_on_stop_signal, "killed": s.killed,
         "survivors": s.survivors, "sweeps": s.sweeps, "workspace": workspace,
     });
+    crate::log::info("teardown.completed", &s.line(), fields);
     let exit = if s.clean() {
-        crate::log::info("teardown.completed", &s.line(), fields);
         crate::commands::child_code(finished.child_exit)
     } else {
-        crate::log::info("teardown.completed", &s.line(), fields);
         let list: Vec<String> = s
             .survivors
             .iter()

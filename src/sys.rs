@@ -315,18 +315,6 @@ impl Epoll {
         Ok(())
     }
 
-    pub fn delete(&self, fd: RawFd) {
-        // SAFETY: a null event is allowed for EPOLL_CTL_DEL since Linux 2.6.9.
-        unsafe {
-            libc::epoll_ctl(
-                self.0.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut(),
-            )
-        };
-    }
-
     /// Waits for events until `timeout` (None: forever). Returns the tokens.
     pub fn wait(&self, timeout: Option<Duration>, out: &mut Vec<u64>) -> io::Result<()> {
         out.clear();
@@ -550,7 +538,7 @@ pub fn close_fds_from(first: RawFd, keep: RawFd) {
         }
         libc::syscall(
             libc::SYS_close_range,
-            (keep.max(first - 1) + 1) as u32,
+            (keep + 1).max(first) as u32,
             u32::MAX,
             0u32,
         );
