@@ -5,9 +5,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::log::{Format, Level};
+use crate::supervisor::{Config, ForwardTo};
+use crate::teardown::Plan;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -103,15 +105,6 @@ impl GlobalArgs {
     }
 }
 
-/// Where forwarded signals go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ForwardTo {
-    /// CMD alone
-    Child,
-    /// CMD's whole process group
-    Group,
-}
-
 /// The two clocks of a teardown (see `crate::teardown`): the grace after
 /// the stop signal, then the time to verify after SIGKILL.
 #[derive(Args, Debug, Clone)]
@@ -149,6 +142,28 @@ pub struct SuperviseArgs {
     /// Write a JSON report of every teardown to FILE
     #[arg(long, env = "OCWRAP_REPORT", value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+impl Limits {
+    /// The teardown these limits describe, with `stop_signal`.
+    pub fn plan(&self, stop_signal: i32) -> Plan {
+        Plan {
+            stop_signal,
+            grace: self.grace,
+            kill_timeout: self.kill_timeout,
+        }
+    }
+}
+
+impl SuperviseArgs {
+    /// How the supervisor runs, from these options.
+    pub fn config(&self) -> Config {
+        Config {
+            plan: self.limits.plan(self.stop_signal),
+            forward_to: self.forward_to,
+            pdeath_signal: self.pdeath_signal,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,5 +1,8 @@
-//! ocwrap's exit status: one enum owns the mapping to numbers, and the
-//! README and `--help` print the same table.
+//! ocwrap's exit status: one enum owns every mapping to numbers (CMD's exit,
+//! a CMD that could not start, ocwrap's own failures), and the README and
+//! `--help` print the same table.
+
+use crate::sys::Exit;
 
 /// How ocwrap ends, and the number the shell sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +37,58 @@ impl ExitCode {
             ExitCode::Survivors => 125,
         }
     }
+
+    /// CMD's exit as ocwrap's (an unreaped CMD is ocwrap's failure).
+    pub(crate) fn of_child(exit: Option<Exit>) -> ExitCode {
+        match exit {
+            Some(Exit::Code(c)) => ExitCode::Child(c),
+            Some(Exit::Signal(s)) => ExitCode::ChildSignal(s),
+            None => ExitCode::Error,
+        }
+    }
+
+    /// The status a detached supervisor reported back (126 and 127 keep
+    /// their meaning; anything else is ocwrap's failure).
+    pub fn of_reported(code: i64) -> ExitCode {
+        match code {
+            126 => ExitCode::CannotExecute,
+            127 => ExitCode::NotFound,
+            _ => ExitCode::Error,
+        }
+    }
+}
+
+/// Why CMD could not be started.
+#[derive(Debug)]
+pub enum SpawnError {
+    NotFound(String),
+    CannotExecute(String),
+    Other(anyhow::Error),
+}
+
+impl SpawnError {
+    pub fn code(&self) -> ExitCode {
+        match self {
+            SpawnError::NotFound(_) => ExitCode::NotFound,
+            SpawnError::CannotExecute(_) => ExitCode::CannotExecute,
+            SpawnError::Other(_) => ExitCode::Error,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            SpawnError::NotFound(m) | SpawnError::CannotExecute(m) => m.clone(),
+            SpawnError::Other(e) => format!("{e:#}"),
+        }
+    }
+}
+
+/// "exited with status 3", "was killed by SIGTERM".
+pub(crate) fn describe(how: Exit) -> String {
+    match how {
+        Exit::Code(c) => format!("exited with status {c}"),
+        Exit::Signal(s) => format!("was killed by {}", crate::signal::name(s)),
+    }
 }
 
 /// The exit-code table, as printed in `--help` (and copied in the README).
@@ -50,6 +105,7 @@ Exit status:
 #[cfg(test)]
 mod tests {
     use super::ExitCode::*;
+    use super::*;
 
     #[test]
     fn maps_every_variant() {
@@ -63,6 +119,20 @@ mod tests {
         assert_eq!(NotFound.code(), 127);
         assert_eq!(Error.code(), 125);
         assert_eq!(Survivors.code(), 125);
+    }
+
+    #[test]
+    fn maps_how_cmd_ended() {
+        assert_eq!(ExitCode::of_child(Some(Exit::Code(3))), Child(3));
+        assert_eq!(ExitCode::of_child(Some(Exit::Signal(9))).code(), 137);
+        assert_eq!(ExitCode::of_child(None), Error);
+        assert_eq!(ExitCode::of_reported(127), NotFound);
+        assert_eq!(ExitCode::of_reported(126), CannotExecute);
+        assert_eq!(ExitCode::of_reported(3), Error);
+        assert_eq!(SpawnError::NotFound("x".into()).code(), NotFound);
+        assert_eq!(SpawnError::CannotExecute("x".into()).code(), CannotExecute);
+        assert_eq!(describe(Exit::Code(3)), "exited with status 3");
+        assert_eq!(describe(Exit::Signal(15)), "was killed by SIGTERM");
     }
 
     #[test]

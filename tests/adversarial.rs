@@ -28,9 +28,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::*;
-use ocwrap::procfs;
-use ocwrap::registry::{ProcId, Record, Registry};
-use ocwrap::sys;
+use ocwrap::proc::{self as procfs, ProcId};
+use ocwrap::state::StateDir as Registry;
+use ocwrap::state::registry::Record;
 use serde_json::Value;
 
 /// Deadline for anything that should take a moment.
@@ -974,7 +974,7 @@ fn registry(s: &Scene) -> Registry {
 /// A record of ours (uid, format) that claims these processes.
 fn record(id: &str, supervisor: ProcId, opencode: Option<ProcId>, pgid: i32) -> Record {
     Record {
-        version: ocwrap::registry::FORMAT_VERSION,
+        version: ocwrap::state::registry::FORMAT_VERSION,
         id: id.into(),
         folder: "/".into(),
         url: Some("http://127.0.0.1:9/".into()),
@@ -1041,7 +1041,7 @@ fn every_command_spares(s: &Scene, records: &[Record], check: &dyn Fn(&str)) {
     }
     for args in commands {
         for r in records {
-            reg.write(r).unwrap();
+            reg.write_record(r).unwrap();
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (o, _) = run(s.ocwrap(&args));
@@ -1374,7 +1374,7 @@ fn a_hostile_state_directory_is_refused() {
     let fd = pidfd(v);
     let real = s.path("real-state");
     let reg = Registry::open(Some(&real), true).unwrap().unwrap();
-    reg.write(&record("0c0c0c01", GONE, Some(proc_id(v)), v))
+    reg.write_record(&record("0c0c0c01", GONE, Some(proc_id(v)), v))
         .unwrap();
     let before = entries(&real);
     let folder = s.path("ws");
@@ -1535,7 +1535,7 @@ fn hostile_records_are_skipped_never_followed() {
     // The control: a valid record, which reap does act on.
     let control = victim(&mut s, "adv-control");
     let control_fd = pidfd(control);
-    reg.write(&record("0d0d0d01", GONE, Some(proc_id(control)), control))
+    reg.write_record(&record("0d0d0d01", GONE, Some(proc_id(control)), control))
         .unwrap();
     let untouched = |what: &str| {
         for (id, v, fd) in &victims {

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ocwrap::cli::parse_duration;
-use ocwrap::procfs::parse_stat;
-use ocwrap::registry::{ProcId, Record, Registry, valid_id};
-use ocwrap::workspace::parse_listening;
+use ocwrap::opencode::parse_listening;
+use ocwrap::proc::{ProcId, parse_stat};
+use ocwrap::state::StateDir as Registry;
+use ocwrap::state::registry::{Record, valid_id};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -193,12 +194,12 @@ impl Drop for StateDir {
 
 fn valid_record(id: &str) -> Record {
     Record {
-        version: ocwrap::registry::FORMAT_VERSION,
+        version: ocwrap::state::registry::FORMAT_VERSION,
         id: id.into(),
         folder: "/srv/repo".into(),
         url: Some("http://127.0.0.1:4096".into()),
         port: Some(4096),
-        uid: ocwrap::sys::getuid(),
+        uid: common::sys::getuid(),
         supervisor: ProcId {
             pid: 1234,
             start_time: 5678,
@@ -218,13 +219,13 @@ fn valid_record(id: &str) -> Record {
 /// Whatever `load_all` returns must be a record this user may act on: of
 /// the current format, ours, and named like its file.
 fn check_loaded(reg: &Registry, id: &str) -> Result<Option<Record>, TestCaseError> {
-    let all = reg.load_all();
+    let all = reg.records();
     prop_assert!(all.len() <= 1);
     for r in &all {
         prop_assert_eq!(&r.id, id);
         prop_assert!(valid_id(&r.id));
-        prop_assert_eq!(r.version, ocwrap::registry::FORMAT_VERSION);
-        prop_assert_eq!(r.uid, ocwrap::sys::getuid());
+        prop_assert_eq!(r.version, ocwrap::state::registry::FORMAT_VERSION);
+        prop_assert_eq!(r.uid, common::sys::getuid());
     }
     Ok(all.into_iter().next())
 }
@@ -323,7 +324,7 @@ proptest! {
         rec.supervisor = ProcId { pid, start_time: start };
         rec.url = url;
         rec.grace_ms = grace_ms;
-        reg.write(&rec).unwrap();
+        reg.write_record(&rec).unwrap();
         let loaded = check_loaded(&reg, &id)?.expect("a valid record was skipped");
         prop_assert_eq!(serde_json::to_value(&loaded).unwrap(), serde_json::to_value(&rec).unwrap());
     }

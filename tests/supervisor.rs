@@ -149,7 +149,7 @@ fn child_starts_clean_in_its_own_group() {
     // ls opens the directory it lists as fd 3; nothing else may be open.
     assert_eq!(wrapped(&["ls", "/proc/self/fd"]), "0\n1\n2\n3\n");
     let stat = wrapped(&["cat", "/proc/self/stat"]);
-    let st = ocwrap::procfs::parse_stat(&stat).unwrap();
+    let st = ocwrap::proc::parse_stat(&stat).unwrap();
     assert_eq!(st.pgrp, st.pid, "child leads its own process group");
     assert_eq!(wrapped(&["sh", "-c", "echo $OCWRAP_TEST_ENV"]), "kept\n");
     assert_eq!(
@@ -386,7 +386,7 @@ fn works_as_pid_1_in_a_pid_namespace() {
 }
 
 fn unsafe_is_root() -> bool {
-    ocwrap::sys::getuid() == 0
+    sys::getuid() == 0
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn json_output_has_every_field() {
         dir
     );
     // The detached supervisor is in its own session and holds no tty.
-    let st = ocwrap::procfs::read_stat(sup).unwrap();
+    let st = ocwrap::proc::read_stat(sup).unwrap();
     assert_eq!(st.session, sup);
     let log = j["log"].as_str().unwrap();
     assert!(
@@ -398,23 +398,23 @@ fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
     victim.arg("1000").env(MARK_VAR, &s.mark);
     let mut victim = victim.spawn().unwrap();
     let vpid = victim.id() as i32;
-    let start = ocwrap::procfs::read_stat(vpid).unwrap().start_time;
-    let reg = ocwrap::registry::Registry::open(Some(&s.state_dir()), true)
+    let start = ocwrap::proc::read_stat(vpid).unwrap().start_time;
+    let reg = ocwrap::state::StateDir::open(Some(&s.state_dir()), true)
         .unwrap()
         .unwrap();
-    let rec = ocwrap::registry::Record {
+    let rec = ocwrap::state::registry::Record {
         version: 1,
         id: "0badf00d".into(),
         folder: s.dir.clone(),
         url: Some("http://127.0.0.1:9".into()),
         port: Some(9),
-        uid: ocwrap::sys::getuid(),
+        uid: sys::getuid(),
         // Same PID, another start time: the process it meant is gone.
-        supervisor: ocwrap::registry::ProcId {
+        supervisor: ocwrap::proc::ProcId {
             pid: vpid,
             start_time: start + 7,
         },
-        opencode: Some(ocwrap::registry::ProcId {
+        opencode: Some(ocwrap::proc::ProcId {
             pid: vpid,
             start_time: start + 7,
         }),
@@ -424,7 +424,7 @@ fn a_record_pointing_at_a_reused_pid_is_never_signalled() {
         grace_ms: 100,
         kill_timeout_ms: 100,
     };
-    reg.write(&rec).unwrap();
+    reg.write_record(&rec).unwrap();
     let rows = ps(&s);
     assert_eq!(rows[0]["state"], "dead");
     let (o, _) = run_output(s.ocwrap(&["stop", "0badf00d"]), T);
@@ -571,7 +571,7 @@ fn stop_takes_over_from_a_hung_supervisor() {
     let sup = j["pids"]["supervisor"].as_i64().unwrap() as i32;
     // A stopped supervisor never runs its teardown.
     kill_pid(sup, libc::SIGSTOP);
-    assert!(wait_until(T, || ocwrap::procfs::read_stat(sup)
+    assert!(wait_until(T, || ocwrap::proc::read_stat(sup)
         .is_some_and(|st| st.is_stopped())));
     let (o, elapsed) = run_output(s.ocwrap(&["stop", "--all", "--kill-timeout", "2s"]), T);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -1,9 +1,10 @@
-//! One file per subcommand; `dispatch` picks one.
+//! One module per subcommand; `dispatch` picks one. Commands are thin: they
+//! turn options into calls of the layers below and print results.
 
 mod docs;
 mod ps;
 mod reap;
-pub mod run;
+mod run;
 mod spawn;
 mod stats;
 mod stop;
@@ -33,8 +34,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         None if cli.command.is_empty() => {
             anyhow::bail!("no command given: use `ocwrap [OPTIONS] -- CMD [ARGS...]` (see --help)")
         }
-        None => run::run(&global, cli.supervise, cli.command),
-        Some(Sub::Run(a)) => run::run(&global, a.supervise, a.command),
+        None => run::run(&global, &cli.supervise, cli.command),
+        Some(Sub::Run(a)) => run::run(&global, &a.supervise, a.command),
         Some(Sub::Spawn(a)) => spawn::spawn(&global, a),
         Some(Sub::Ps(a)) => ps::ps(&global, a),
         Some(Sub::Stop(a)) => stop::stop(&global, a),
@@ -44,4 +45,3 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Some(Sub::Man) => docs::man(),
     }
 }
-pub use run::child_code;

@@ -1,79 +1,110 @@
 //! `ocwrap ps`: list workspaces, their state, tree size and memory.
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::{GlobalArgs, PsArgs};
 use crate::exit_code::ExitCode;
-use crate::procfs::{self, Snapshot};
-use crate::registry::Registry;
-use crate::workspace::{self, State};
+use crate::opencode;
+use crate::proc::{self, Snapshot};
+use crate::state::StateDir;
+use crate::state::registry::Record;
+use crate::sys::{self, Pid};
+use crate::workspace::{self, Inspected, State};
+
+/// How long one health probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One workspace, as `ps` shows it (and `ps --json` prints it).
+#[derive(Serialize)]
+struct Row {
+    id: String,
+    folder: PathBuf,
+    url: Option<String>,
+    port: Option<u16>,
+    /// The supervisor's.
+    pid: Pid,
+    opencode_pid: Option<Pid>,
+    state: State,
+    uptime_secs: u64,
+    processes: usize,
+    rss_bytes: u64,
+    health: Option<&'static str>,
+    log: Option<PathBuf>,
+}
+
+impl Row {
+    fn new(w: &Inspected, now: u64, check: bool) -> Row {
+        let health = check.then(|| match (&w.record.url, w.state) {
+            (Some(url), State::Running | State::Orphaned)
+                if opencode::healthy(url, PROBE_TIMEOUT) =>
+            {
+                "healthy"
+            }
+            _ => "unresponsive",
+        });
+        let r = &w.record;
+        Row {
+            id: r.id.clone(),
+            folder: r.folder.clone(),
+            url: r.url.clone(),
+            port: r.port,
+            pid: r.supervisor.pid,
+            opencode_pid: r.opencode.map(|o| o.pid),
+            state: w.state,
+            uptime_secs: now.saturating_sub(r.started_at),
+            processes: w.processes(),
+            rss_bytes: w.rss_bytes(),
+            health,
+            log: r.log.clone(),
+        }
+    }
+}
 
 pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
-    let Some(reg) = Registry::open(global.state_dir.as_deref(), false)? else {
-        if args.json {
-            println!("[]");
-        } else {
-            println!("no workspaces");
-        }
-        return Ok(ExitCode::Success);
+    let records = match StateDir::open(global.state_dir.as_deref(), false)? {
+        Some(state) => state.records(),
+        None => Vec::new(),
     };
-    let records = reg.load_all();
-    // Live supervisors' trees are read through the children files; only a
-    // dead supervisor's workspace needs the full scan (its processes are
-    // found by their marker).
-    let uid = crate::sys::getuid();
-    let all_live = records.iter().all(|r| r.supervisor.live(uid).is_some());
-    let snap = if all_live && procfs::children_files() {
-        let sups: Vec<_> = records.iter().map(|r| r.supervisor.pid).collect();
-        Snapshot::of_trees(&sups)
-    } else {
-        Snapshot::scan()
-    };
+    let snap = snapshot_for(&records);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut rows = Vec::new();
-    for rec in records {
-        let w = workspace::inspect(rec, &snap);
-        let health = match (&w.record.url, args.check, w.state) {
-            (Some(url), true, State::Running | State::Orphaned) => {
-                Some(if workspace::health(url, Duration::from_secs(2)) {
-                    "healthy"
-                } else {
-                    "unresponsive"
-                })
-            }
-            (_, true, _) => Some("unresponsive"),
-            _ => None,
-        };
-        let procs = w.members.len() + w.supervisor.is_some() as usize;
-        rows.push(json!({
-            "id": w.record.id,
-            "folder": w.record.folder,
-            "url": w.record.url,
-            "port": w.record.port,
-            "pid": w.record.supervisor.pid,
-            "opencode_pid": w.record.opencode.map(|o| o.pid),
-            "state": w.state.as_str(),
-            "uptime_secs": now.saturating_sub(w.record.started_at),
-            "processes": procs,
-            "rss_bytes": w.rss_bytes(),
-            "health": health,
-            "log": w.record.log,
-        }));
-    }
+    let rows: Vec<Row> = records
+        .into_iter()
+        .map(|rec| Row::new(&workspace::inspect(rec, &snap), now, args.check))
+        .collect();
     if args.json {
-        println!("{}", serde_json::Value::Array(rows));
-        return Ok(ExitCode::Success);
-    }
-    if rows.is_empty() {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else if rows.is_empty() {
         println!("no workspaces");
-        return Ok(ExitCode::Success);
+    } else {
+        println!("{}", table(&rows, args.check));
     }
+    Ok(ExitCode::Success)
+}
+
+/// Live supervisors' trees are read through the children files; only a
+/// dead supervisor's workspace needs the full scan (its processes are found
+/// by their marker).
+fn snapshot_for(records: &[Record]) -> Snapshot {
+    let uid = sys::getuid();
+    let all_live = records
+        .iter()
+        .all(|r| proc::identity::check(r.supervisor, proc::Owner::Uid(uid)).is_some());
+    if all_live && proc::children_files() {
+        let sups: Vec<Pid> = records.iter().map(|r| r.supervisor.pid).collect();
+        Snapshot::of_trees(&sups)
+    } else {
+        Snapshot::scan()
+    }
+}
+
+fn table(rows: &[Row], check: bool) -> String {
     let mut lines = vec![format!(
         "{:<8}  {:<8}  {:>7}  {:>7}  {:>5}  {:>7}  {:<28}  {}{}",
         "ID",
@@ -84,25 +115,57 @@ pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
         "RSS",
         "URL",
         "FOLDER",
-        if args.check { "  HEALTH" } else { "" }
+        if check { "  HEALTH" } else { "" }
     )];
-    for r in &rows {
+    for r in rows {
         lines.push(format!(
             "{:<8}  {:<8}  {:>7}  {:>7}  {:>5}  {:>7}  {:<28}  {}{}",
-            r["id"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or(""),
-            r["pid"],
-            workspace::fmt_uptime(r["uptime_secs"].as_u64().unwrap_or(0)),
-            r["processes"],
-            workspace::fmt_bytes(r["rss_bytes"].as_u64().unwrap_or(0)),
-            r["url"].as_str().unwrap_or("-"),
-            r["folder"].as_str().unwrap_or(""),
-            r["health"]
-                .as_str()
-                .map(|h| format!("  {h}"))
-                .unwrap_or_default(),
+            r.id,
+            r.state.as_str(),
+            r.pid,
+            fmt_uptime(r.uptime_secs),
+            r.processes,
+            fmt_bytes(r.rss_bytes),
+            r.url.as_deref().unwrap_or("-"),
+            r.folder.display(),
+            r.health.map(|h| format!("  {h}")).unwrap_or_default(),
         ));
     }
-    println!("{}", lines.join("\n"));
-    Ok(ExitCode::Success)
+    lines.join("\n")
+}
+
+/// "3d 4h", "5m 2s", "12s".
+fn fmt_uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    if b >= 1024 * 1024 * 1024 {
+        format!("{:.1}G", b as f64 / (MIB * 1024.0))
+    } else {
+        format!("{:.1}M", b as f64 / MIB)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(fmt_uptime(12), "12s");
+        assert_eq!(fmt_uptime(302), "5m 2s");
+        assert_eq!(fmt_uptime(3 * 86400 + 4 * 3600), "3d 4h");
+        assert_eq!(fmt_bytes(3 * 1024 * 1024 / 2), "1.5M");
+    }
 }

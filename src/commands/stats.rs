@@ -4,12 +4,13 @@ use anyhow::Result;
 
 use crate::cli::{GlobalArgs, StatsArgs};
 use crate::exit_code::ExitCode;
-use crate::registry::Registry;
-use crate::report::{Counters, load_counters};
+use crate::state::StateDir;
+use crate::state::counters::Counters;
+use crate::teardown::fmt_ms;
 
 pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
-    let c = match Registry::open(global.state_dir.as_deref(), false)? {
-        Some(reg) => load_counters(&reg.dir),
+    let c = match StateDir::open(global.state_dir.as_deref(), false)? {
+        Some(state) => state.counters(),
         None => Counters::default(),
     };
     if args.json {
@@ -20,11 +21,8 @@ pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
         println!("teardowns        {}", c.teardowns);
         println!("  clean          {}", c.clean);
         println!("  failed         {}", c.failed);
-        println!(
-            "average time     {}",
-            crate::teardown::fmt_ms(c.average_ms())
-        );
-        println!("max time         {}", crate::teardown::fmt_ms(c.max_ms));
+        println!("average time     {}", fmt_ms(c.average_ms()));
+        println!("max time         {}", fmt_ms(c.max_ms));
         println!("grace timeouts   {}", c.grace_timeouts);
         println!("re-sweeps        {}", c.resweeps);
         println!("orphans found    {}", c.orphans_found);

@@ -6,66 +6,63 @@
 //! supervisor is SIGKILLed and `stop` ends the tree it collected beforehand
 //! with SIGKILL itself; an orphaned workspace (supervisor already dead) gets
 //! the full graceful → forced teardown with stop's own --grace and
-//! --kill-timeout.
+//! --kill-timeout. Whatever way it went, a last teardown verifies that
+//! nothing of the workspace is left.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, StopArgs};
 use crate::exit_code::ExitCode;
-use crate::procfs::Snapshot;
-use crate::registry::{Record, Registry};
-use crate::sys;
-use crate::teardown::{self, Summary};
+use crate::proc::{Owner, Snapshot, Stat, identity};
+use crate::state::StateDir;
+use crate::state::registry::Record;
+use crate::sys::Epoll;
+use crate::teardown::kernel::{self, Holder};
+use crate::teardown::{self, Delivery, Summary, Trigger};
 use crate::workspace::{self, Inspected, State};
 
 pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
-    let Some(reg) = Registry::open(global.state_dir.as_deref(), false)? else {
+    let Some(state) = StateDir::open(global.state_dir.as_deref(), false)? else {
         if args.all {
             return Ok(ExitCode::Success);
         }
         bail!("no workspace matches {}", args.targets.join(", "));
     };
-    let records = reg.load_all();
+    let records = state.records();
     let chosen = select(&records, &args)?;
     let snap = Snapshot::scan();
     let mut all_gone = true;
     for rec in chosen {
         let id = rec.id.clone();
         let w = workspace::inspect(rec, &snap);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let summary = stop_one(&w, &args)?;
         let ms = started.elapsed().as_millis() as u64;
         if summary.clean() {
-            reg.remove(&id);
+            state.remove_record(&id);
             crate::log::info(
                 "workspace.cleanup_completed",
                 &format!(
                     "workspace {id} stopped in {}: {} process(es) gone, none left",
                     teardown::fmt_ms(ms),
-                    w.members.len() + w.supervisor.is_some() as usize
+                    w.processes()
                 ),
                 json!({"workspace": id, "duration_ms": ms, "attempts": summary.sweeps,
-                       "processes": w.members.len() + w.supervisor.is_some() as usize}),
+                       "processes": w.processes()}),
             );
         } else {
             all_gone = false;
             crate::log::error(
                 "workspace.cleanup_failed",
-                &format!("workspace {id}: survivors: {}", summary.survivor_pids()),
+                &format!("workspace {id}: {}", crate::outcome::survivors(&summary)),
                 json!({"workspace": id, "survivors": summary.survivors}),
             );
         }
-        if let Err(e) = crate::report::record_counters(global, &summary, 0) {
-            crate::log::warn(
-                "stats.failed",
-                &format!("cannot update the counters: {e:#}"),
-                json!({}),
-            );
-        }
+        crate::outcome::count(global.state_dir.as_deref(), &summary, 0);
     }
     Ok(if all_gone {
         ExitCode::Success
@@ -99,57 +96,38 @@ fn select(records: &[Record], args: &StopArgs) -> Result<Vec<Record>> {
 
 fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
     let id = &w.record.id;
-    let trigger = format!("stop {id}");
-    if w.state == State::Dead {
-        return Ok(teardown::run_foreign(
-            &[],
-            trigger,
-            Duration::ZERO,
-            Duration::ZERO,
-        )?);
-    }
-    let Some(sup) = &w.supervisor else {
-        crate::log::info(
-            "workspace.cleanup_started",
-            &format!(
-                "workspace {id}: supervisor is gone, ending {} orphaned process(es)",
-                w.members.len()
-            ),
-            json!({"workspace": id, "processes": w.members.len()}),
-        );
-        return Ok(teardown::run_foreign(
-            &w.roots(),
-            trigger,
-            args.limits.grace,
+    let end = |roots: &[Stat], grace: Duration| {
+        teardown::end_foreign(
+            roots,
+            Trigger::Stop(id.clone()),
+            grace,
             args.limits.kill_timeout,
-        )?);
+        )
     };
-    // The supervisor's own teardown is the graceful path.
-    let pidfd = sys::pidfd_open(sup.pid)?;
-    if !crate::procfs::verify(sup.pid, sup.start_time) {
-        return Ok(teardown::run_foreign(
-            &w.members,
-            trigger,
-            args.limits.grace,
-            args.limits.kill_timeout,
-        )?);
-    }
+    let Some(sup) = &w.supervisor else {
+        if w.state == State::Orphaned {
+            crate::log::info(
+                "workspace.cleanup_started",
+                &format!(
+                    "workspace {id}: supervisor is gone, ending {} orphaned process(es)",
+                    w.members.len()
+                ),
+                json!({"workspace": id, "processes": w.members.len()}),
+            );
+        }
+        return Ok(end(&w.members, args.limits.grace)?);
+    };
     crate::log::info(
         "workspace.cleanup_started",
         &format!("workspace {id}: asking supervisor {} to stop", sup.pid),
         json!({"workspace": id, "supervisor_pid": sup.pid}),
     );
-    sys::pidfd_send_signal(&pidfd, libc::SIGTERM)?;
-    let budget = Duration::from_millis(w.record.grace_ms + w.record.kill_timeout_ms)
+    // The supervisor's own teardown is the graceful path.
+    let budget = Duration::from_millis(w.record.grace_ms.saturating_add(w.record.kill_timeout_ms))
         + Duration::from_secs(1);
-    if sys::pidfd_wait(&pidfd, budget)? {
+    if stop_supervisor(sup, budget)? {
         // Verify: anything the supervisor left is ended here.
-        return Ok(teardown::run_foreign(
-            &w.members,
-            trigger,
-            Duration::ZERO,
-            args.limits.kill_timeout,
-        )?);
+        return Ok(end(&w.members, Duration::ZERO)?);
     }
     crate::log::warn(
         "workspace.supervisor_hung",
@@ -160,10 +138,40 @@ fn stop_one(w: &Inspected, args: &StopArgs) -> Result<Summary> {
         ),
         json!({"workspace": id, "supervisor_pid": sup.pid}),
     );
-    Ok(teardown::run_foreign(
-        &w.roots(),
-        trigger,
-        Duration::ZERO,
-        args.limits.kill_timeout,
-    )?)
+    Ok(end(&w.roots(), Duration::ZERO)?)
+}
+
+/// SIGTERM to a workspace's supervisor, then wait for it to exit within
+/// `budget`. True when it is gone. The signal takes the teardown's one
+/// signalling path; the wait is on the supervisor's pidfd where the kernel
+/// allows one. Without, the supervisor is not our child and no event
+/// announces its exit, so its identity is checked again on a short,
+/// growing period.
+fn stop_supervisor(sup: &Stat, budget: Duration) -> Result<bool> {
+    let epoll = Epoll::new()?;
+    let mut holder = Holder::new(Owner::me());
+    let end = teardown::deadline(Instant::now(), budget);
+    match holder.deliver(&epoll, &kernel::member(sup), libc::SIGTERM) {
+        Delivery::Gone => return Ok(true),
+        Delivery::Watched => {
+            let mut tokens = Vec::new();
+            while tokens.is_empty() && Instant::now() < end {
+                epoll.wait(
+                    Some(end.saturating_duration_since(Instant::now())),
+                    &mut tokens,
+                )?;
+            }
+            return Ok(!tokens.is_empty());
+        }
+        Delivery::Unwatched => {}
+    }
+    let mut pause = Duration::from_millis(5);
+    while Instant::now() < end {
+        if identity::check(sup.id(), Owner::me()).is_none() {
+            return Ok(true);
+        }
+        std::thread::sleep(pause.min(end.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    Ok(identity::check(sup.id(), Owner::me()).is_none())
 }

@@ -12,8 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ocwrap::procfs::{self, Snapshot};
-use ocwrap::sys;
+use ocwrap::proc::{self as procfs, Snapshot};
 
 pub const MARK_VAR: &str = "OCWRAP_TEST_MARK";
 
@@ -151,6 +150,67 @@ impl Drop for Scene {
             let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The few syscalls the tests make themselves (ocwrap's own `sys` module
+/// is private to it).
+pub mod sys {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::time::Duration;
+
+    pub fn getuid() -> u32 {
+        // SAFETY: getuid cannot fail.
+        unsafe { libc::getuid() }
+    }
+
+    pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the fd is new and ours.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    pub fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
+        // SAFETY: a valid pidfd, a signal number, no siginfo, no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits until the pidfd's process exits (true) or `timeout` passes.
+    pub fn pidfd_wait(fd: &OwnedFd, timeout: Duration) -> io::Result<bool> {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e)
+            };
+        }
+        Ok(n == 1)
     }
 }
 

@@ -1,17 +1,26 @@
-//! Reading processes from `/proc`: one scan of `/proc/*/stat` gives the
-//! parent links of every process, from which the descendant tree is built.
+//! Reading processes from `/proc`.
+//!
+//! - this file: the fields of `/proc/PID/stat` and friends, parsed;
+//! - [`snapshot`]: one pass over `/proc` (or over a few trees through the
+//!   `children` files) and the descendant walk;
+//! - [`identity`]: the one check every signal goes through ("still the
+//!   process we saw, owned by us").
 //!
 //! Nothing read here is trusted for signalling on its own: a PID can be
-//! recycled between the read and the signal, so callers open a pidfd and
-//! then [`verify`] that the process behind it still has the start time we
-//! read (the start time, field 22 of `stat`, never changes for a process and
-//! two processes with the same PID cannot share it).
+//! recycled between the read and the signal. The start time (field 22 of
+//! `stat`) never changes for a process, and two processes with the same PID
+//! cannot share it, so a PID together with its start time names one process.
 
-use std::collections::HashMap;
+pub mod identity;
+pub mod snapshot;
+
 use std::fs;
 use std::sync::OnceLock;
 
 use crate::sys::{self, Pid};
+
+pub use identity::{Owner, ProcId};
+pub use snapshot::Snapshot;
 
 /// The fields of `/proc/PID/stat` ocwrap uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +46,13 @@ impl Stat {
 
     pub fn is_stopped(&self) -> bool {
         matches!(self.state, 'T' | 't')
+    }
+
+    pub fn id(&self) -> ProcId {
+        ProcId {
+            pid: self.pid,
+            start_time: self.start_time,
+        }
     }
 }
 
@@ -86,11 +102,6 @@ pub fn read_stat(pid: Pid) -> Option<Stat> {
         Err(_) => parse_stat(&String::from_utf8_lossy(bytes))?,
     };
     (s.pid == pid).then_some(s)
-}
-
-/// Whether `pid` is still the process that started at `start_time`.
-pub fn verify(pid: Pid, start_time: u64) -> bool {
-    read_stat(pid).is_some_and(|s| s.start_time == start_time && !s.is_zombie())
 }
 
 /// The real and effective uid of a process (from `/proc/PID/status`).
@@ -157,104 +168,6 @@ pub fn children_files() -> bool {
     std::path::Path::new(&format!("/proc/self/task/{}/children", sys::getpid())).exists()
 }
 
-/// One pass over `/proc`: every process and its parent.
-pub struct Snapshot {
-    pub procs: HashMap<Pid, Stat>,
-}
-
-impl Snapshot {
-    pub fn scan() -> Snapshot {
-        let mut procs = HashMap::new();
-        if let Ok(dir) = fs::read_dir("/proc") {
-            for entry in dir.flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name.to_str().and_then(|n| n.parse::<Pid>().ok()) else {
-                    continue;
-                };
-                if let Some(stat) = read_stat(pid) {
-                    procs.insert(pid, stat);
-                }
-            }
-        }
-        Snapshot { procs }
-    }
-
-    /// A partial snapshot: `pids` and everything below them, read through
-    /// the children files instead of a scan of every process.
-    pub fn of_trees(pids: &[Pid]) -> Snapshot {
-        let mut snap = Snapshot {
-            procs: HashMap::new(),
-        };
-        snap.add_trees(pids);
-        snap
-    }
-
-    /// A partial snapshot of just these processes.
-    pub fn of_pids(pids: &[Pid]) -> Snapshot {
-        let mut snap = Snapshot {
-            procs: HashMap::new(),
-        };
-        snap.add_pids(pids);
-        snap
-    }
-
-    pub fn add_pids(&mut self, pids: &[Pid]) {
-        for &p in pids {
-            if let Some(st) = read_stat(p) {
-                self.procs.insert(p, st);
-            }
-        }
-    }
-
-    /// Adds `pids` and their descendants (children files) to the snapshot.
-    pub fn add_trees(&mut self, pids: &[Pid]) {
-        let mut queue: std::collections::VecDeque<Pid> = pids.iter().copied().collect();
-        while let Some(p) = queue.pop_front() {
-            if self.procs.contains_key(&p) {
-                continue;
-            }
-            if let Some(st) = read_stat(p) {
-                self.procs.insert(p, st);
-                queue.extend(children_of(p));
-            }
-        }
-    }
-
-    /// parent -> children, built once per snapshot.
-    pub fn children_map(&self) -> HashMap<Pid, Vec<Pid>> {
-        let mut map: HashMap<Pid, Vec<Pid>> = HashMap::with_capacity(self.procs.len());
-        for s in self.procs.values() {
-            map.entry(s.ppid).or_default().push(s.pid);
-        }
-        map
-    }
-
-    /// Every process below `roots` (not the roots themselves), zombies
-    /// included, in breadth-first order (parents before their children).
-    pub fn descendants(&self, roots: &[Pid]) -> Vec<Pid> {
-        let children = self.children_map();
-        let mut out = Vec::new();
-        let mut queue: std::collections::VecDeque<Pid> = roots.iter().copied().collect();
-        let mut seen: std::collections::HashSet<Pid> = roots.iter().copied().collect();
-        while let Some(p) = queue.pop_front() {
-            if let Some(kids) = children.get(&p) {
-                for &k in kids {
-                    // pid 0's "children" (init, kthreadd) are not a tree to walk.
-                    if k != p && seen.insert(k) {
-                        out.push(k);
-                        queue.push_back(k);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    pub fn get(&self, pid: Pid) -> Option<&Stat> {
-        self.procs.get(&pid)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,15 +199,6 @@ mod tests {
         assert!(parse_stat("12 (x) S 1 2").is_none());
         assert!(parse_stat("").is_none());
         assert!(parse_stat("x (y) S").is_none());
-    }
-
-    #[test]
-    fn reads_own_stat() {
-        let me = crate::sys::getpid();
-        let s = read_stat(me).unwrap();
-        assert_eq!(s.pid, me);
-        assert!(verify(me, s.start_time));
-        assert!(!verify(me, s.start_time + 1));
     }
 
     #[test]

@@ -1,0 +1,495 @@
+//! The state machine, driven by a fake process table on a fake clock: every
+//! transition deterministically, without real processes or timing.
+
+use std::collections::HashSet;
+
+use super::*;
+use crate::sys::Exit;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// What a fake process does when it gets a signal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reaction {
+    /// Ends this long after the stop signal (SIGKILL ends it at once).
+    DiesAfter(Duration),
+    /// Ignores the stop signal; SIGKILL ends it.
+    IgnoresTerm,
+    /// Survives even SIGKILL (uninterruptible sleep).
+    Unkillable,
+    /// Ignores the stop signal; SIGKILL takes this long to end it (a
+    /// process finishing a system call), and meanwhile it can still fork.
+    KillTakes(Duration),
+}
+
+struct FakeProc {
+    member: Member,
+    in_tree: bool,
+    alive: bool,
+    reaction: Reaction,
+    /// Whether a pidfd can be had for it.
+    watchable: bool,
+    dies_at: Option<Instant>,
+    /// Dies the moment it is scanned (between scan and signal).
+    vanishes_after_scan: bool,
+}
+
+enum Action {
+    Spawn(FakeProc),
+    Escalate(i32),
+}
+
+/// A fake kernel: processes, a clock, and a log of every signal delivered.
+struct Fake {
+    now: Instant,
+    procs: Vec<FakeProc>,
+    scheduled: Vec<(Instant, Action)>,
+    held: HashSet<ProcId>,
+    delivered: Vec<(ProcId, i32, Duration)>,
+    /// Identities the machine asked to signal that were no longer alive.
+    stale: Vec<ProcId>,
+    /// Own tree (the table knows when it is empty) or foreign.
+    knows_empty: bool,
+    start: Instant,
+}
+
+fn member(pid: Pid, start_time: u64) -> Member {
+    Member {
+        id: ProcId { pid, start_time },
+        ppid: 1000,
+        pgrp: pid,
+        command: format!("p{pid}"),
+        stopped: false,
+    }
+}
+
+fn proc_(pid: Pid, reaction: Reaction) -> FakeProc {
+    FakeProc {
+        member: member(pid, pid as u64),
+        in_tree: true,
+        alive: true,
+        reaction,
+        watchable: true,
+        dies_at: None,
+        vanishes_after_scan: false,
+    }
+}
+
+fn plan(grace_ms: u64, kill_ms: u64) -> Plan {
+    Plan {
+        stop_signal: libc::SIGTERM,
+        grace: Duration::from_millis(grace_ms),
+        kill_timeout: Duration::from_millis(kill_ms),
+    }
+}
+
+impl Fake {
+    fn new(procs: Vec<FakeProc>) -> Fake {
+        let now = Instant::now();
+        Fake {
+            now,
+            procs,
+            scheduled: Vec::new(),
+            held: HashSet::new(),
+            delivered: Vec::new(),
+            stale: Vec::new(),
+            knows_empty: true,
+            start: now,
+        }
+    }
+
+    fn at(mut self, ms: u64, action: Action) -> Fake {
+        self.scheduled
+            .push((self.start + Duration::from_millis(ms), action));
+        self
+    }
+
+    fn run(&mut self, plan: Plan, exempt: Exempt) -> Summary {
+        let td = Teardown::new(plan, Trigger::CmdExited(Exit::Code(0)), exempt, self.now);
+        td.run(self).expect("fake tables do not fail")
+    }
+
+    fn signals_to(&self, pid: Pid) -> Vec<(i32, u64)> {
+        self.delivered
+            .iter()
+            .filter(|(id, sig, _)| id.pid == pid && *sig != 0)
+            .map(|(_, sig, t)| (*sig, t.as_millis() as u64))
+            .collect()
+    }
+
+    fn get(&mut self, id: ProcId) -> Option<&mut FakeProc> {
+        self.procs.iter_mut().find(|p| p.alive && p.member.id == id)
+    }
+
+    /// The earliest thing that will happen, if any.
+    fn next_time(&self) -> Option<Instant> {
+        let deaths = self
+            .procs
+            .iter()
+            .filter(|p| p.alive)
+            .filter_map(|p| p.dies_at);
+        let actions = self.scheduled.iter().map(|(t, _)| *t);
+        deaths.chain(actions).min()
+    }
+
+    /// Everything due at or before `self.now`.
+    fn happen(&mut self, events: &mut Vec<Event>) {
+        let now = self.now;
+        for p in self.procs.iter_mut().filter(|p| p.alive) {
+            if p.dies_at.is_some_and(|t| t <= now) {
+                p.alive = false;
+                if self.held.contains(&p.member.id) && p.watchable {
+                    events.push(Event::Ended(p.member.pid()));
+                }
+            }
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.scheduled)
+            .into_iter()
+            .partition(|(t, _)| *t <= now);
+        self.scheduled = later;
+        for (_, action) in due {
+            match action {
+                Action::Spawn(p) => self.procs.push(p),
+                Action::Escalate(sig) => events.push(Event::Escalate(sig)),
+            }
+        }
+    }
+}
+
+impl ProcessTable for Fake {
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn scan(&mut self) -> Vec<Member> {
+        let mut out = Vec::new();
+        for p in self.procs.iter_mut().filter(|p| p.alive && p.in_tree) {
+            out.push(p.member.clone());
+            if p.vanishes_after_scan {
+                p.alive = false;
+            }
+        }
+        out
+    }
+
+    fn signal(&mut self, m: &Member, sig: i32) -> Delivery {
+        let now = self.now;
+        let since = now - self.start;
+        let Some(p) = self.get(m.id) else {
+            self.stale.push(m.id);
+            return Delivery::Gone;
+        };
+        let watchable = p.watchable;
+        match (sig, p.reaction) {
+            (libc::SIGKILL, Reaction::Unkillable) => {}
+            (libc::SIGKILL, Reaction::KillTakes(d)) => p.dies_at = Some(now + d),
+            (libc::SIGKILL, _) => p.dies_at = Some(now + MS),
+            (libc::SIGTERM, Reaction::DiesAfter(d)) => {
+                p.dies_at = Some(p.dies_at.map_or(now + d, |t| t.min(now + d)))
+            }
+            (libc::SIGCONT, _) => p.member.stopped = false,
+            _ => {}
+        }
+        self.delivered.push((m.id, sig, since));
+        self.held.insert(m.id);
+        if watchable {
+            Delivery::Watched
+        } else {
+            Delivery::Unwatched
+        }
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>, events: &mut Vec<Event>) -> io::Result<()> {
+        match (self.next_time(), deadline) {
+            (Some(t), Some(d)) if t < d || (t <= d && d <= self.now) => self.now = self.now.max(t),
+            (_, Some(d)) => {
+                self.now = self.now.max(d);
+                return Ok(());
+            }
+            (Some(t), None) => self.now = self.now.max(t),
+            (None, None) => panic!("the machine would wait forever"),
+        }
+        self.happen(events);
+        Ok(())
+    }
+
+    fn empty(&mut self) -> Option<bool> {
+        self.knows_empty
+            .then(|| !self.procs.iter().any(|p| p.alive && p.in_tree))
+    }
+}
+
+fn ms(s: &Summary) -> u64 {
+    s.duration_ms
+}
+
+fn outcome(s: &Summary, pid: Pid) -> Vec<EndedBy> {
+    s.processes
+        .iter()
+        .filter(|o| o.pid == pid)
+        .map(|o| o.ended_by)
+        .collect()
+}
+
+#[test]
+fn returns_the_moment_the_tree_is_empty() {
+    let mut fake = Fake::new(vec![
+        proc_(10, Reaction::DiesAfter(5 * MS)),
+        proc_(11, Reaction::DiesAfter(12 * MS)),
+    ]);
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(ms(&s), 12, "ends with the last exit, not with the grace");
+    assert_eq!(s.ended_on_stop_signal, 2);
+    assert_eq!(s.killed, 0);
+    assert!(!s.grace_timeout_hit);
+    assert_eq!(fake.signals_to(10), vec![(libc::SIGTERM, 0)]);
+}
+
+#[test]
+fn an_empty_tree_ends_at_once_without_a_sweep() {
+    let mut fake = Fake::new(vec![]);
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean());
+    assert_eq!((ms(&s), s.sweeps), (0, 0));
+}
+
+#[test]
+fn grace_expiry_sends_sigkill_to_what_is_left() {
+    let mut fake = Fake::new(vec![
+        proc_(10, Reaction::DiesAfter(5 * MS)),
+        proc_(11, Reaction::IgnoresTerm),
+    ]);
+    let s = fake.run(plan(2_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert!(s.grace_timeout_hit);
+    assert_eq!(
+        fake.signals_to(11),
+        vec![(libc::SIGTERM, 0), (libc::SIGKILL, 2_000)]
+    );
+    assert_eq!(fake.signals_to(10), vec![(libc::SIGTERM, 0)]);
+    assert_eq!(outcome(&s, 11), vec![EndedBy::Kill]);
+    assert_eq!(outcome(&s, 10), vec![EndedBy::StopSignal]);
+    assert_eq!(ms(&s), 2_001);
+}
+
+#[test]
+fn a_second_stop_request_escalates_at_once() {
+    let mut fake =
+        Fake::new(vec![proc_(10, Reaction::IgnoresTerm)]).at(300, Action::Escalate(libc::SIGINT));
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.escalated && !s.grace_timeout_hit, "{s:?}");
+    assert_eq!(
+        fake.signals_to(10),
+        vec![(libc::SIGTERM, 0), (libc::SIGKILL, 300)]
+    );
+    assert_eq!(ms(&s), 301);
+}
+
+#[test]
+fn a_resweep_finds_processes_born_during_the_teardown() {
+    // 10 forks 20 before it dies; 20 was not there at the first scan.
+    let mut fake = Fake::new(vec![proc_(10, Reaction::DiesAfter(50 * MS))])
+        .at(10, Action::Spawn(proc_(20, Reaction::DiesAfter(5 * MS))));
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(fake.signals_to(20), vec![(libc::SIGTERM, 50)]);
+    assert_eq!(outcome(&s, 20), vec![EndedBy::StopSignal]);
+    assert_eq!(ms(&s), 55);
+    assert_eq!(s.sweeps, 2);
+}
+
+#[test]
+fn the_forced_phase_resweeps_for_children_forked_by_a_dying_parent() {
+    let mut fake = Fake::new(vec![proc_(10, Reaction::KillTakes(100 * MS))])
+        .at(1_010, Action::Spawn(proc_(20, Reaction::IgnoresTerm)));
+    let s = fake.run(plan(1_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    // 20 appeared after the forced phase's first sweep: the periodic sweep
+    // 50 ms later kills it.
+    assert_eq!(fake.signals_to(20), vec![(libc::SIGKILL, 1_050)]);
+}
+
+#[test]
+fn survivors_of_the_kill_timeout_are_reported() {
+    let mut fake = Fake::new(vec![
+        proc_(10, Reaction::Unkillable),
+        proc_(11, Reaction::DiesAfter(MS)),
+    ]);
+    let s = fake.run(plan(1_000, 2_000), Exempt::Nobody);
+    assert!(!s.clean());
+    assert_eq!(
+        s.survivors,
+        vec![Survivor {
+            pid: 10,
+            command: "p10".into()
+        }]
+    );
+    assert_eq!(ms(&s), 3_000, "grace + kill-timeout, not a moment longer");
+    assert!(outcome(&s, 10).is_empty(), "a survivor has no outcome");
+}
+
+#[test]
+fn a_process_that_vanishes_between_scan_and_signal_is_not_signalled() {
+    let mut p = proc_(10, Reaction::IgnoresTerm);
+    p.vanishes_after_scan = true;
+    let mut fake = Fake::new(vec![p, proc_(11, Reaction::DiesAfter(MS))]);
+    let s = fake.run(plan(1_000, 1_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert!(fake.signals_to(10).is_empty());
+    assert_eq!(outcome(&s, 10), vec![EndedBy::Itself]);
+    assert_eq!(ms(&s), 1);
+}
+
+#[test]
+fn a_pid_recycled_inside_the_tree_is_a_new_process() {
+    // 10 (start time 10) ends unseen (no pidfd); its PID comes back as a
+    // new process of the tree (start time 99) that must get its own stop
+    // signal, not be taken for the one already signalled.
+    let mut old = proc_(10, Reaction::DiesAfter(5 * MS));
+    old.watchable = false;
+    let mut new = proc_(10, Reaction::DiesAfter(5 * MS));
+    new.member.id.start_time = 99;
+    let mut fake =
+        Fake::new(vec![old, proc_(11, Reaction::DiesAfter(200 * MS))]).at(10, Action::Spawn(new));
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    let new_id = ProcId {
+        pid: 10,
+        start_time: 99,
+    };
+    let got: Vec<_> = fake
+        .delivered
+        .iter()
+        .filter(|(id, _, _)| *id == new_id)
+        .map(|(_, sig, _)| *sig)
+        .collect();
+    assert_eq!(got, vec![libc::SIGTERM]);
+    assert_eq!(
+        outcome(&s, 10),
+        vec![EndedBy::StopSignal, EndedBy::StopSignal]
+    );
+}
+
+#[test]
+fn a_pid_recycled_outside_the_tree_is_never_signalled() {
+    // 10 ends unseen (no pidfd) and its PID goes to a stranger outside the
+    // tree; at the end of the grace only the stale identity is asked
+    // about, and the stranger never gets anything.
+    let mut old = proc_(10, Reaction::DiesAfter(5 * MS));
+    old.watchable = false;
+    let mut stranger = proc_(10, Reaction::DiesAfter(MS));
+    stranger.in_tree = false;
+    stranger.member.id.start_time = 99;
+    let mut fake =
+        Fake::new(vec![old, proc_(11, Reaction::IgnoresTerm)]).at(6, Action::Spawn(stranger));
+    let s = fake.run(plan(1_000, 1_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert!(
+        !fake.delivered.iter().any(|(id, _, _)| id.start_time == 99),
+        "the stranger was signalled: {:?}",
+        fake.delivered
+    );
+    assert_eq!(outcome(&s, 10), vec![EndedBy::StopSignal]);
+    assert_eq!(outcome(&s, 11), vec![EndedBy::Kill]);
+}
+
+#[test]
+fn a_process_without_pidfd_is_watched_by_resweeping() {
+    let mut p = proc_(10, Reaction::DiesAfter(30 * MS));
+    p.watchable = false;
+    let mut fake = Fake::new(vec![p]);
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(ms(&s), 30, "the own tree knows when it is empty");
+    let mut p = proc_(10, Reaction::DiesAfter(30 * MS));
+    p.watchable = false;
+    let mut foreign = Fake::new(vec![p]);
+    foreign.knows_empty = false;
+    let s = foreign.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(ms(&s), 40, "seen gone by the sweep 20 ms after the last");
+}
+
+#[test]
+fn a_foreign_tree_ends_with_a_sweep_that_finds_nobody() {
+    let mut fake = Fake::new(vec![proc_(10, Reaction::DiesAfter(7 * MS))]);
+    fake.knows_empty = false;
+    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!((ms(&s), s.sweeps), (7, 2));
+}
+
+#[test]
+fn the_exempt_process_is_held_not_signalled_and_a_stopped_one_continued() {
+    let mut cmd = proc_(10, Reaction::DiesAfter(5 * MS));
+    cmd.member.stopped = true;
+    // It got the forwarded stop request before the teardown started.
+    cmd.dies_at = Some(Instant::now() + 5 * MS);
+    let mut stopped = proc_(11, Reaction::DiesAfter(5 * MS));
+    stopped.member.stopped = true;
+    let mut fake = Fake::new(vec![cmd, stopped]);
+    // The forwarded stop request already went to 10: it is continued only.
+    let s = fake.run(plan(10_000, 5_000), Exempt::Process(10));
+    assert_eq!(fake.signals_to(10), vec![(libc::SIGCONT, 0)]);
+    assert_eq!(
+        fake.signals_to(11),
+        vec![(libc::SIGTERM, 0), (libc::SIGCONT, 0)]
+    );
+    assert!(s.clean(), "{s:?}");
+}
+
+#[test]
+fn a_group_exemption_covers_every_member_of_the_group() {
+    let mut a = proc_(10, Reaction::DiesAfter(MS));
+    a.member.pgrp = 10;
+    let mut b = proc_(11, Reaction::DiesAfter(MS));
+    b.member.pgrp = 10;
+    let mut fake = Fake::new(vec![a, b, proc_(12, Reaction::DiesAfter(MS))]);
+    // The group got the forwarded stop request before the teardown started.
+    for p in &mut fake.procs[..2] {
+        p.dies_at = Some(fake.start + 3 * MS);
+    }
+    let s = fake.run(plan(10_000, 5_000), Exempt::Group(10));
+    assert!(fake.signals_to(10).is_empty() && fake.signals_to(11).is_empty());
+    assert_eq!(fake.signals_to(12), vec![(libc::SIGTERM, 0)]);
+    assert!(s.clean());
+}
+
+#[test]
+fn unseen_children_are_not_a_success() {
+    // The table knows processes are left but the scan cannot show them.
+    let mut hidden = proc_(10, Reaction::IgnoresTerm);
+    hidden.in_tree = false;
+    let mut fake = Fake::new(vec![hidden]);
+    // Emptiness as the kernel sees it, not as the scan does.
+    struct Hidden(Fake);
+    impl ProcessTable for Hidden {
+        fn now(&self) -> Instant {
+            self.0.now()
+        }
+        fn scan(&mut self) -> Vec<Member> {
+            self.0.scan()
+        }
+        fn signal(&mut self, m: &Member, sig: i32) -> Delivery {
+            self.0.signal(m, sig)
+        }
+        fn wait(&mut self, d: Option<Instant>, e: &mut Vec<Event>) -> io::Result<()> {
+            self.0.wait(d, e)
+        }
+        fn empty(&mut self) -> Option<bool> {
+            Some(!self.0.procs.iter().any(|p| p.alive))
+        }
+    }
+    fake.now = fake.start;
+    let mut t = Hidden(fake);
+    let td = Teardown::new(
+        plan(100, 100),
+        Trigger::Signal(libc::SIGTERM),
+        Exempt::Nobody,
+        t.now(),
+    );
+    let s = td.run(&mut t).unwrap();
+    assert!(s.unseen && !s.clean(), "{s:?}");
+    assert!(s.survivors.is_empty());
+}
