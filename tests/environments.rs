@@ -47,7 +47,7 @@ const T: Duration = Duration::from_secs(60);
 const LONG_GRACE: &str = "30s";
 const LONG_KILL_TIMEOUT: &str = "20s";
 /// ...because it must be over this soon after its tree was told to end.
-const EARLY: Duration = Duration::from_secs(12);
+const EARLY: Duration = Duration::from_secs(10);
 
 /// `ocwrap ARGS`, through `filter`'s launcher when there is one.
 fn launch(s: &Scene, filter: Option<&Filter>, args: &[&str]) -> Command {
@@ -704,7 +704,7 @@ print(json.dumps(out))
         let mut child = c.spawn().unwrap();
         drop(wr);
         // Read to EOF, as `$(...)` does, with a deadline.
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut got = Vec::new();
         let eof = loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -742,7 +742,7 @@ print(json.dumps(out))
         assert!(
             eof,
             "`$(ocwrap spawn --detach ... 3>&1)`{} would hang: the caller's stdout saw no EOF \
-             within 15s (spawn exited {status}, printed {text:?}); the detached supervisor kept \
+             within 10s (spawn exited {status}, printed {text:?}); the detached supervisor kept \
              the caller's extra descriptor 3\n{err}",
             with_filter(filter)
         );

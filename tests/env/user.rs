@@ -207,6 +207,13 @@ pub fn as_ordinary_user(test: &str, data: Option<Value>, body: impl FnOnce(&Valu
         leaked.is_empty(),
         "{test} as the ordinary user left processes running: {leaked:?}\n{out}"
     );
+    let line = r
+        .stdout()
+        .lines()
+        .find(|l| l.starts_with("test "))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("as {} (uid {uid}): {line}", install::USER);
 }
 
 /// Declares a test that runs as the ordinary user: `user_test!(name, body)`
