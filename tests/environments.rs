@@ -30,7 +30,7 @@
 mod common;
 mod env;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -87,12 +87,14 @@ struct Outcome {
     /// Members still alive once ocwrap exited.
     left: Vec<String>,
     members: Members,
+    /// The `--report` document (None if ocwrap wrote none).
+    report: Option<Value>,
 }
 
-/// `ocwrap --log-format json --grace G --kill-timeout K -- env.py tree`:
-/// CMD starts the members `kinds`, reports them (the test takes hold of
-/// each by pidfd), and when told exits with status 3. Fails if ocwrap is
-/// not done within `limit` of that.
+/// `ocwrap --log-format json --report FILE --grace G --kill-timeout K --
+/// env.py tree`: CMD starts the members `kinds`, reports them (the test
+/// takes hold of each by pidfd), and when told exits with status 3. Fails
+/// if ocwrap is not done within `limit` of that.
 fn supervised_tree(
     s: &Scene,
     filter: Option<&Filter>,
@@ -103,9 +105,12 @@ fn supervised_tree(
 ) -> Outcome {
     let out = s.path("tree.json");
     let name = format!("env-member-{}", s.mark);
+    let report = s.path("report.jsonl");
     let mut args = vec![
         "--log-format",
         "json",
+        "--report",
+        p(&report),
         "--grace",
         grace,
         "--kill-timeout",
@@ -139,19 +144,25 @@ fn supervised_tree(
     let took = start.elapsed();
     let stderr = r.stderr();
     no_panic(&stderr);
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(t.lines().last()?).ok());
     Outcome {
         status: code(status),
         took,
         left: members.alive(),
         stderr,
         members,
+        report,
     }
 }
 
-/// The tree is gone, the status is CMD's (3), the summary's counts are
-/// what happened (`on_stop` members ended on the stop signal, `killed`
-/// killed), and the bystander lives.
-fn assert_clean(o: &Outcome, filter: Option<&Filter>, on_stop: usize, killed: usize, by: &Proc) {
+/// The tree is gone, the status is CMD's (3), the bystander lives, and
+/// ocwrap claims exactly what happened: the members that ignore SIGTERM
+/// were killed, the others ended on the stop signal, in the summary's
+/// counts and, process by process, in the `--report` document (which
+/// names no process but the members).
+fn assert_clean(o: &Outcome, filter: Option<&Filter>, by: &Proc) {
     let ctx = || format!("ocwrap{}; stderr:\n{}", with_filter(filter), o.stderr);
     assert!(
         o.left.is_empty(),
@@ -166,6 +177,23 @@ fn assert_clean(o: &Outcome, filter: Option<&Filter>, on_stop: usize, killed: us
         "ocwrap's exit status is not CMD's (3); {}",
         ctx()
     );
+    assert!(by.alive(), "the bystander was signalled; {}", ctx());
+    let expected: BTreeMap<i32, &str> = o
+        .members
+        .pids
+        .iter()
+        .map(|(kind, pid)| {
+            (
+                *pid,
+                if kind == "ignore-term" {
+                    "kill"
+                } else {
+                    "stop_signal"
+                },
+            )
+        })
+        .collect();
+    let killed = expected.values().filter(|&&e| e == "kill").count();
     let done = event(&o.stderr, "teardown.completed")
         .unwrap_or_else(|| panic!("no teardown.completed event; {}", ctx()));
     assert_eq!(
@@ -179,13 +207,35 @@ fn assert_clean(o: &Outcome, filter: Option<&Filter>, on_stop: usize, killed: us
             done["ended_on_stop_signal"].as_u64(),
             done["killed"].as_u64()
         ),
-        (Some(on_stop as u64), Some(killed as u64)),
-        "the summary's (ended on the stop signal, killed) is not what happened to the {} \
-         members; {}",
-        o.members.len(),
+        (Some((expected.len() - killed) as u64), Some(killed as u64)),
+        "the summary's (ended on the stop signal, killed) is not what happened to the members \
+         {:?}; {}",
+        o.members.pids,
         ctx()
     );
-    assert!(by.alive(), "the bystander was signalled; {}", ctx());
+    let report = o
+        .report
+        .as_ref()
+        .unwrap_or_else(|| panic!("no --report document; {}", ctx()));
+    let claimed: BTreeMap<i32, &str> = report["processes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no processes in the report {report}"))
+        .iter()
+        .map(|p| {
+            (
+                p["pid"].as_i64().unwrap() as i32,
+                p["ended_by"].as_str().unwrap_or("?"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        claimed,
+        expected,
+        "the report's processes (pid: how it ended) are not what happened to the members {:?}; \
+         report {report}; {}",
+        o.members.pids,
+        ctx()
+    );
 }
 
 /// A setsid daemon (and a plain child, for company) are ended on the stop
@@ -201,7 +251,7 @@ fn a_setsid_daemon(filter: Option<&Filter>) {
         LONG_KILL_TIMEOUT,
         EARLY,
     );
-    assert_clean(&o, filter, 2, 0, &by);
+    assert_clean(&o, filter, &by);
     assert!(o.took < EARLY, "took {:?}", o.took);
 }
 
@@ -218,7 +268,7 @@ fn a_double_fork(filter: Option<&Filter>) {
         LONG_KILL_TIMEOUT,
         EARLY,
     );
-    assert_clean(&o, filter, 1, 0, &by);
+    assert_clean(&o, filter, &by);
 }
 
 /// A child that ignores SIGTERM is killed once the 1s grace is over, and
@@ -235,7 +285,7 @@ fn a_term_ignorer(filter: Option<&Filter>) {
         LONG_KILL_TIMEOUT,
         Duration::from_secs(1) + EARLY,
     );
-    assert_clean(&o, filter, 1, 1, &by);
+    assert_clean(&o, filter, &by);
     assert!(
         o.took >= Duration::from_secs(1),
         "the TERM-ignorer was killed after {:?}, before the 1s grace; stderr:\n{}",
@@ -1206,7 +1256,7 @@ mod ordinary_user {
                 LONG_KILL_TIMEOUT,
                 EARLY,
             );
-            assert_clean(&o, None, 3, 0, &by);
+            assert_clean(&o, None, &by);
         }
     );
 
