@@ -85,10 +85,29 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// The `/proc` directory, opened once per process.
+/// The `/proc` directory, opened once per process, if it is the `/proc` of
+/// our own PID namespace. One that is not mounted, or belongs to another
+/// namespace (its PIDs are not the ones our syscalls mean), is treated as
+/// showing nothing: ocwrap then never signals by what it says.
 fn proc_dir() -> Option<&'static sys::ProcDir> {
     static DIR: OnceLock<Option<sys::ProcDir>> = OnceLock::new();
-    DIR.get_or_init(|| sys::ProcDir::open().ok()).as_ref()
+    DIR.get_or_init(|| {
+        let ours = fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse::<Pid>().ok())
+            == Some(sys::getpid());
+        if ours {
+            sys::ProcDir::open().ok()
+        } else {
+            None
+        }
+    })
+    .as_ref()
+}
+
+/// Whether `/proc` can be read at all (mounted, and our namespace's).
+pub fn available() -> bool {
+    proc_dir().is_some()
 }
 
 /// Reads and parses `/proc/PID/stat`; None when the process is gone.
@@ -106,6 +125,7 @@ pub fn read_stat(pid: Pid) -> Option<Stat> {
 
 /// The real and effective uid of a process (from `/proc/PID/status`).
 pub fn read_uids(pid: Pid) -> Option<(u32, u32)> {
+    available().then_some(())?;
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_uids(&text)
 }
@@ -119,6 +139,9 @@ pub fn parse_uids(status: &str) -> Option<(u32, u32)> {
 /// The command line of a process, arguments joined by spaces ("" for a
 /// kernel thread or a process that is gone).
 pub fn read_cmdline(pid: Pid) -> String {
+    if !available() {
+        return String::new();
+    }
     match fs::read(format!("/proc/{pid}/cmdline")) {
         Ok(bytes) => {
             let trimmed = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
@@ -130,6 +153,9 @@ pub fn read_cmdline(pid: Pid) -> String {
 
 /// Whether the environment of `pid` holds exactly `entry` (`NAME=value`).
 pub fn environ_has(pid: Pid, entry: &str) -> bool {
+    if !available() {
+        return false;
+    }
     match fs::read(format!("/proc/{pid}/environ")) {
         Ok(bytes) => bytes.split(|&b| b == 0).any(|e| e == entry.as_bytes()),
         Err(_) => false,
@@ -147,6 +173,9 @@ pub fn uptime_ticks() -> Option<u64> {
 /// (a child is listed under the thread that forked it, or that adopted it).
 pub fn children_of(pid: Pid) -> Vec<Pid> {
     let mut out = Vec::new();
+    if !available() {
+        return out;
+    }
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return out;
     };
@@ -165,7 +194,8 @@ pub fn children_of(pid: Pid) -> Vec<Pid> {
 /// (CONFIG_PROC_CHILDREN): then a tree can be read without scanning every
 /// process on the machine.
 pub fn children_files() -> bool {
-    std::path::Path::new(&format!("/proc/self/task/{}/children", sys::getpid())).exists()
+    available()
+        && std::path::Path::new(&format!("/proc/self/task/{}/children", sys::getpid())).exists()
 }
 
 #[cfg(test)]
