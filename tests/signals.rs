@@ -1099,6 +1099,15 @@ fn remap_exit_replaces_cmds_status_but_not_ocwraps_own_125() {
         .0,
         Some(7)
     );
+    // CMD's own 125 is CMD's status like any other (tini's -e test too).
+    assert_eq!(
+        status(
+            &["-q", "--remap-exit", "125:0", "--", "sh", "-c", "exit 125"],
+            None
+        )
+        .0,
+        Some(0)
+    );
     // ocwrap's own failure (here bad usage) is never remapped.
     let (code, err) = status(
         &["--remap-exit", "125:0", "--grace", "soon", "--", "true"],
@@ -1655,6 +1664,80 @@ fn tstp_sent_to_ocwrap_stops_it_and_cmd_like_ctrl_z() {
     p.send("\x03");
     assert_eq!(p.prompt(), 130);
     assert!(wait_until(T, || !is_alive(ocw) && !is_alive(cmd)));
+}
+
+#[test]
+fn a_cmd_that_handles_tstp_itself_keeps_ocwrap_running() {
+    // Like vim or less: CMD catches TSTP and decides; it does not stop, so
+    // neither does ocwrap (it stops only when CMD is stopped).
+    let mut s = Scene::new("handlestp");
+    let r = Run::start(
+        &mut s,
+        "cmd",
+        &["-q"],
+        &["--exit-on", "TERM", "--job-control"],
+    );
+    for sig in [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+        r.send(sig);
+        r.wait_for(sig, 1, "a job-control signal CMD handles");
+        // A stopped ocwrap forwards nothing: the sentinel shows it runs.
+        let n = count(&r.rec, libc::SIGUSR1);
+        r.send(libc::SIGUSR1);
+        r.wait_for(libc::SIGUSR1, n + 1, "the sentinel");
+        assert_ne!(state(r.pid), 'T', "ocwrap stopped although CMD did not");
+    }
+    r.send(libc::SIGTERM);
+    assert_eq!(r.exit(&mut s, T).code(), Some(0), "{}", r.stderr());
+    let got: Vec<i32> = received(&r.rec).iter().map(|e| e.0).collect();
+    assert_eq!(
+        got,
+        [
+            libc::SIGTSTP,
+            libc::SIGUSR1,
+            libc::SIGTTIN,
+            libc::SIGUSR1,
+            libc::SIGTTOU,
+            libc::SIGUSR1,
+            libc::SIGTERM
+        ]
+    );
+}
+
+#[test]
+fn signals_ignored_at_start_stay_ignored_and_are_not_forwarded() {
+    // tini's signal-configuration test, for ignored signals: whatever ran
+    // ocwrap ignored SEGV, TTOU and USR2.
+    let mut s = Scene::new("ignored");
+    let rec = s.path("cmd");
+    let py = signals_py();
+    let outer = "import os,signal,sys; \
+                 [signal.signal(n, signal.SIG_IGN) for n in \
+                  (signal.SIGSEGV, signal.SIGTTOU, signal.SIGUSR2)]; \
+                 os.execv(sys.argv[1], sys.argv[1:])";
+    let mut c = Command::new("python3");
+    c.args(["-c", outer, bin(), "-q", "--", "python3", &py, "record"])
+        .arg(&rec)
+        .args(["--child", "plain"])
+        .env(MARK_VAR, &s.mark)
+        .env("OCWRAP_STATE_DIR", s.state_dir());
+    let r = Run::spawn(&mut s, "cmd", c, None);
+    let ign = r.ready["sigign"].as_str().unwrap();
+    for sig in [libc::SIGSEGV, libc::SIGTTOU, libc::SIGUSR2] {
+        assert!(
+            sigign_has(ign, sig),
+            "CMD does not ignore {}: SigIgn {ign}",
+            sig_name(sig)
+        );
+    }
+    r.send(libc::SIGUSR2);
+    r.send(libc::SIGSEGV);
+    r.send(libc::SIGWINCH);
+    r.wait_for(libc::SIGWINCH, 1, "the sentinel");
+    assert_eq!(received(&r.rec), vec![(libc::SIGWINCH, r.pid)]);
+    assert!(is_alive(r.pid));
+    r.assert_untouched("plain", "after ignored signals");
+    r.send(libc::SIGTERM);
+    assert_eq!(r.exit(&mut s, T).code(), Some(0), "{}", r.stderr());
 }
 
 #[test]
