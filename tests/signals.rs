@@ -1133,11 +1133,16 @@ fn remap_exit_applies_to_a_stop_by_signal() {
             &format!("touch {}; exec sleep 1000", ready.display()),
         ],
     );
-    c.stderr(Stdio::null());
+    let err = s.path("stderr");
+    c.stderr(std::fs::File::create(&err).unwrap());
     let pid = s.spawn(c);
     assert!(wait_until(T, || ready.exists() || !is_alive(pid as i32)));
     if !ready.exists() {
-        panic!("ocwrap exited at once: {:?}", s.wait(pid, T));
+        panic!(
+            "ocwrap exited at once ({:?}): {}",
+            s.wait(pid, T),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
     }
     kill_pid(pid as i32, libc::SIGTERM);
     let st = s.wait(pid, T).expect("no exit");
