@@ -126,6 +126,8 @@ pub struct Supervisor {
     carried: Vec<Received>,
     /// CMD's stdout, when the command asked for a pipe (`spawn`).
     stdout: Option<std::fs::File>,
+    /// CMD's name, as `/proc` shows a command (its file name, 15 bytes).
+    program: String,
 }
 
 impl Supervisor {
@@ -196,6 +198,7 @@ impl Supervisor {
             orderly,
             carried,
             stdout,
+            program: comm_of(&program),
         })
     }
 
@@ -261,7 +264,8 @@ impl Supervisor {
                    "grace_ms": self.config.plan.grace.as_millis() as u64,
                    "kill_timeout_ms": self.config.plan.kill_timeout.as_millis() as u64}),
         );
-        let teardown = Teardown::new(self.config.plan, trigger, first, Instant::now());
+        let teardown = Teardown::new(self.config.plan, trigger, first, Instant::now())
+            .with_cmd(self.child, self.program.clone());
         let mut tree = OwnTree {
             sup: self,
             holder: Holder::new(Owner::Tree),
@@ -327,11 +331,19 @@ impl Supervisor {
             Role::Own => Ok(None),
             Role::Stop => {
                 let group = self.config.forward_to == ForwardTo::Group;
+                // Who the group request reaches, seen before it does: a
+                // member that ends at once still gets its line in the report.
+                let members = if group {
+                    self.group_members()
+                } else {
+                    Vec::new()
+                };
                 let forwarded = self.forward(sig, group);
                 let first = First {
                     cmd: self.child,
                     group,
                     forwarded,
+                    members,
                 };
                 Ok(Some((Trigger::Signal(sig), Some(first))))
             }
@@ -349,6 +361,17 @@ impl Supervisor {
                 Ok(None)
             }
         }
+    }
+
+    /// The live members of CMD's process group (all of them our
+    /// descendants: a group lives in one session, ours).
+    fn group_members(&self) -> Vec<Member> {
+        Snapshot::scan()
+            .live_descendants(&[sys::getpid()])
+            .into_iter()
+            .filter(|s| s.pgrp == self.child)
+            .map(kernel::member)
+            .collect()
     }
 
     /// SIGCHLD while CMD runs: CMD stopped (job control) or exited, and
@@ -373,6 +396,19 @@ impl Supervisor {
     /// it: ocwrap keeps running.
     fn stop_with_cmd(&mut self, sig: i32) {
         if sys::getpid() == 1 {
+            return;
+        }
+        // A terminal read or write stopped CMD while ocwrap itself is the
+        // terminal's foreground again (`fg` of a job that was running in
+        // the background sends no SIGCONT): CMD gets the terminal and goes
+        // on, as it would without ocwrap.
+        if matches!(sig, libc::SIGTTIN | libc::SIGTTOU)
+            && self.owns_terminal
+            && !self.took_terminal
+            && sys::stdin_tty_foreground()
+        {
+            self.took_terminal = sys::set_foreground(self.child).is_ok();
+            self.forward(libc::SIGCONT, true);
             return;
         }
         crate::log::debug(
@@ -610,6 +646,16 @@ impl ProcessTable for OwnTree<'_, '_> {
         }
         Some(!self.sup.has_children)
     }
+}
+
+/// A program's name as the kernel keeps it for `/proc/PID/stat`.
+fn comm_of(program: &str) -> String {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
 }
 
 /// Why `cmd.spawn()` failed, as ocwrap reports it.

@@ -94,13 +94,17 @@ pub trait ProcessTable {
 /// A stop request was forwarded to CMD (or CMD's process group) before the
 /// teardown started: CMD goes first. The rest of the tree gets the stop
 /// signal once CMD has exited (or SIGKILL at the end of the grace).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct First {
     pub cmd: Pid,
     /// The request went to CMD's whole process group.
     pub group: bool,
     /// What CMD got (after `--rewrite`); None when the rewrite dropped it.
     pub forwarded: Option<i32>,
+    /// The members of CMD's group as a scan saw them right before a group
+    /// request, so that the report has them even if they end before the
+    /// teardown's first sweep.
+    pub members: Vec<Member>,
 }
 
 impl First {
@@ -122,6 +126,8 @@ struct Tracked {
     member: Member,
     stop_signalled: bool,
     killed: bool,
+    /// The table holds it (a pidfd, or our child): a sweep need not.
+    held: bool,
     watched: bool,
     signals: Vec<SentSignal>,
 }
@@ -130,6 +136,11 @@ pub struct Teardown {
     plan: Plan,
     trigger: Trigger,
     first: Option<First>,
+    /// CMD's PID and name, so that the report has its line even when it
+    /// was gone before any scan (it exited by itself, or right after the
+    /// stop request), and when it ended (ms since the start).
+    cmd: Option<(Pid, String)>,
+    cmd_ended_ms: Option<u64>,
     /// CMD has not exited yet: the rest waits for it.
     waiting_for_cmd: bool,
     started: Instant,
@@ -161,17 +172,42 @@ impl Teardown {
         } else {
             (Phase::Graceful, plan.grace)
         };
+        let waiting_for_cmd = first.is_some();
+        let mut tracked = HashMap::new();
+        let mut signalled = HashSet::new();
+        for m in first.iter().flat_map(|f| f.members.iter()) {
+            let forwarded = first.as_ref().and_then(|f| f.forwarded);
+            if forwarded.is_some() {
+                signalled.insert(m.id);
+            }
+            tracked.insert(
+                m.pid(),
+                Tracked {
+                    member: m.clone(),
+                    stop_signalled: true,
+                    killed: false,
+                    held: false,
+                    watched: false,
+                    signals: forwarded
+                        .map(|s| SentSignal::new(s, 0))
+                        .into_iter()
+                        .collect(),
+                },
+            );
+        }
         Teardown {
             plan,
             trigger,
             first,
-            waiting_for_cmd: first.is_some(),
+            cmd: None,
+            cmd_ended_ms: None,
+            waiting_for_cmd,
+            tracked,
+            signalled,
             started: now,
             phase_deadline: deadline(now, until),
             phase,
-            tracked: HashMap::new(),
             outcomes: Vec::new(),
-            signalled: HashSet::new(),
             sweeps: 0,
             last_sweep: now,
             ended_since_sweep: false,
@@ -180,6 +216,15 @@ impl Teardown {
             escalated: false,
             grace_timeout_hit: false,
         }
+    }
+
+    /// Names CMD, for its line in the report.
+    pub fn with_cmd(mut self, pid: Pid, command: String) -> Teardown {
+        self.cmd = Some((pid, command));
+        if matches!(self.trigger, Trigger::CmdExited(_)) {
+            self.cmd_ended_ms = Some(0);
+        }
+        self
     }
 
     /// The driver loop: runs the teardown to its end.
@@ -238,7 +283,7 @@ impl Teardown {
         match self.phase {
             Phase::Forced => (libc::SIGKILL, false),
             Phase::Lingering => (0, false),
-            _ if self.first.is_some_and(|f| f.covers(m)) => (0, m.stopped),
+            _ if self.first.as_ref().is_some_and(|f| f.covers(m)) => (0, m.stopped),
             _ if self.waiting_for_cmd => (0, false),
             // A stopped process cannot act on the stop signal until it is
             // continued (systemd does the same).
@@ -261,9 +306,16 @@ impl Teardown {
         let mut signalled = 0;
         let seen_any = !members.is_empty();
         for m in members {
+            let (phase_sig, cont) = self.phase_signal(&m);
             if let Some(t) = self.tracked.get_mut(&m.pid()) {
                 if t.member.id == m.id {
                     t.member.stopped = m.stopped;
+                    if !t.held {
+                        // Known before the teardown began: hold it now.
+                        let sent = t.stop_signalled && phase_sig != libc::SIGKILL;
+                        self.deliver(&m, if sent { 0 } else { phase_sig }, cont, table);
+                        continue;
+                    }
                     if !t.watched {
                         self.unwatched = true;
                     }
@@ -357,10 +409,11 @@ impl Teardown {
             member: m,
             stop_signalled: false,
             killed: false,
+            held: false,
             watched: true,
             signals: Vec::new(),
         };
-        if let Some(f) = self.first
+        if let Some(f) = &self.first
             && f.covers(&t.member)
         {
             // It got the forwarded stop request before the teardown began.
@@ -407,6 +460,7 @@ impl Teardown {
             0 => {}
             _ => t.stop_signalled = true,
         }
+        t.held = true;
         t.watched = delivery == Delivery::Watched;
         if !t.watched {
             self.unwatched = true;
@@ -424,8 +478,11 @@ impl Teardown {
     fn on_event(&mut self, ev: Event, table: &mut dyn ProcessTable) {
         match ev {
             Event::Ended(pid) => {
+                if self.cmd.as_ref().is_some_and(|(c, _)| *c == pid) {
+                    self.cmd_ended_ms = Some(self.ms_since_start(table.now()));
+                }
                 self.ended(pid, table.now());
-                if self.waiting_for_cmd && self.first.is_some_and(|f| f.cmd == pid) {
+                if self.waiting_for_cmd && self.first.as_ref().is_some_and(|f| f.cmd == pid) {
                     self.cmd_ended(table);
                 }
             }
@@ -604,13 +661,42 @@ impl Teardown {
         });
     }
 
+    /// CMD's line in the report when no scan saw it: it ended by itself
+    /// (or on the forwarded stop request) before the machine could hold it.
+    fn record_unseen_cmd(&mut self, survivors: &[Survivor]) {
+        let Some((pid, command)) = self.cmd.clone() else {
+            return;
+        };
+        if self.outcomes.iter().any(|o| o.pid == pid) || survivors.iter().any(|s| s.pid == pid) {
+            return;
+        }
+        let Some(after_ms) = self.cmd_ended_ms else {
+            return;
+        };
+        let forwarded = self.first.as_ref().and_then(|f| f.forwarded);
+        self.outcomes.push(ProcessOutcome {
+            pid,
+            command,
+            ended_by: if forwarded.is_some() {
+                EndedBy::StopSignal
+            } else {
+                EndedBy::Itself
+            },
+            after_ms,
+            signals: forwarded
+                .map(|s| SentSignal::new(s, 0))
+                .into_iter()
+                .collect(),
+        });
+    }
+
     /// The line that says what the trigger made ocwrap signal.
     fn announce(&self, signalled: usize) {
         if self.phase == Phase::Lingering || (self.tracked.is_empty() && signalled == 0) {
             return;
         }
         let stop = signal::name(self.plan.stop_signal);
-        let msg = match self.first {
+        let msg = match &self.first {
             Some(f) if self.waiting_for_cmd => format!(
                 "{}: {} CMD ({}); the rest ({} process(es)) gets {stop} once CMD has exited",
                 self.trigger,
@@ -663,10 +749,11 @@ impl Teardown {
             let t = self.tracked.remove(&pid).expect("held");
             self.record(t, now);
         }
+        self.record_unseen_cmd(&survivors);
         let count = |e: EndedBy| self.outcomes.iter().filter(|o| o.ended_by == e).count();
         // CMD got the forwarded stop request even if it was gone before a
         // scan could see it.
-        let cmd_unseen = self.first.is_some_and(|f| {
+        let cmd_unseen = self.first.as_ref().is_some_and(|f| {
             f.forwarded.is_some() && !self.signalled.iter().any(|id| id.pid == f.cmd)
         });
         Summary {

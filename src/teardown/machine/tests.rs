@@ -96,6 +96,7 @@ fn first(cmd: Pid, group: bool) -> Option<First> {
         cmd,
         group,
         forwarded: Some(libc::SIGTERM),
+        members: Vec::new(),
     })
 }
 
@@ -622,4 +623,26 @@ fn unseen_children_are_not_a_success() {
     assert!(s.unseen && !s.clean(), "{s:?}");
     assert!(s.survivors.is_empty());
     assert_eq!(fake.broadcasts, vec![libc::SIGTERM, libc::SIGKILL]);
+}
+
+#[test]
+fn a_group_member_that_ends_before_the_first_sweep_is_on_the_record() {
+    // Seen in CMD's group right before the group request; gone by the
+    // teardown's first scan.
+    let mut fake = Fake::new(vec![proc_(10, Reaction::DiesAfter(MS))]);
+    fake.procs[0].dies_at = Some(fake.start + 20 * MS);
+    let mut early = member(11, 11);
+    early.pgrp = 10;
+    let mut f = first(10, true).unwrap();
+    f.members = vec![early];
+    let s = fake.run(plan(10_000, 5_000), Some(f));
+    assert!(s.clean(), "{s:?}");
+    let got = s
+        .processes
+        .iter()
+        .find(|o| o.pid == 11)
+        .expect("on the record");
+    assert_eq!(got.ended_by, EndedBy::StopSignal);
+    assert_eq!(got.signals, vec![SentSignal::new(libc::SIGTERM, 0)]);
+    assert_eq!(s.signalled, 2);
 }
