@@ -144,3 +144,9 @@ fn orphaned_members(record: &Record, snap: &Snapshot) -> Vec<Stat> {
     }
     members
 }
+
+/// Seconds since the epoch as RFC 3339 (`2026-12-01T20:29:11Z`).
+pub fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
+}

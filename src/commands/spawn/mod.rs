@@ -9,9 +9,10 @@
 mod detach;
 mod readiness;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -149,6 +150,14 @@ impl Workspace<'_> {
         });
         drop(readiness);
         let code = self.conclude(&finished);
+        if self.args.json && !reporter.is_detached() {
+            let status = if never_ready.is_some() {
+                ExitCode::Error
+            } else {
+                code
+            };
+            self.print_stopped(&finished, status);
+        }
         if let Some(msg) = never_ready {
             reporter.failed(&msg, ExitCode::Error);
             return Ok(ExitCode::Error);
@@ -206,7 +215,7 @@ impl Workspace<'_> {
                     supervisor: record.supervisor.pid,
                     opencode: record.pgid,
                 },
-                started_at: rfc3339(record.started_at),
+                started_at: crate::workspace::rfc3339(record.started_at),
                 log: record.log.as_deref(),
             };
             serde_json::to_string(&ready).unwrap_or_default()
@@ -219,6 +228,26 @@ impl Workspace<'_> {
             &format!("workspace {} ready at {url}", record.id),
             json!({"workspace": record.id, "url": url}),
         );
+    }
+
+    /// `spawn --json` in the foreground: a second line once the workspace
+    /// is gone, so that a caller reading stdout learns how it ended.
+    fn print_stopped(&self, finished: &Finished, code: ExitCode) {
+        let s = &finished.summary;
+        let line = json!({
+            "event": "stopped",
+            "id": self.id,
+            "trigger": s.trigger.to_string(),
+            "clean": s.clean(),
+            "duration_ms": s.duration_ms,
+            "ended_on_stop_signal": s.ended_on_stop_signal,
+            "killed": s.killed,
+            "survivors": s.survivors,
+            "exit_code": code.code(),
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
     }
 
     /// The run is over: the summary, the exit status, and the record goes
@@ -243,9 +272,4 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Seconds since the epoch as RFC 3339.
-pub fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
