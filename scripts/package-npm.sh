@@ -17,7 +17,7 @@
 # A platform whose binary cannot be built on this machine (no Rust standard
 # library for its target, or no linker for it) is skipped with a message
 # saying what is missing; with --all-platforms (a release) that is an error.
-# See "Cutting a release" in npm/ocwrap/README.md.
+# See "Cutting a release" in README.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)

@@ -449,7 +449,7 @@ describe("stopping [binary: stop --json]", () => {
     await rejectsWith(stopWorkspace("nosuchid"), {
       code: "OCWRAP_NO_MATCH",
       exitCode: 125,
-      message: /no workspace matches 'nosuchid'/,
+      message: /no workspace matches '?nosuchid/,
     });
   });
 

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -126,4 +126,38 @@ test("the sources carry the placeholder version, so Cargo.toml stays the one pla
   assert.deepEqual(Object.keys(src.devDependencies).sort(), ["@types/node", "typescript"]);
   const script = readFileSync(path.join(REPO, "scripts/package-npm.sh"), "utf8");
   for (const p of ["linux-x64", "linux-arm64"]) assert.match(script, new RegExp(`^\\s+"${p}\\s`, "m"), `${p} declared in the script`);
+});
+
+test("the READMEs' TypeScript examples type-check against the package's .d.ts (strict)", () => {
+  const tsc = path.join(REPO, "npm/ocwrap/node_modules/typescript/bin/tsc");
+  const types = path.join(REPO, "npm/ocwrap/node_modules/@types/node");
+  assert.ok(statSync(tsc).isFile(), "npm ci in npm/ocwrap (scripts/package-npm.sh does it) installs TypeScript");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "ocwrap-npm-types-"));
+  try {
+    execFileSync("mkdir", ["-p", path.join(dir, "node_modules/@types")]);
+    execFileSync("tar", ["-xzf", path.join(OUT, `ocwrap-${VERSION}.tgz`), "-C", path.join(dir, "node_modules")]);
+    execFileSync("mv", [path.join(dir, "node_modules/package"), path.join(dir, "node_modules/ocwrap")]);
+    execFileSync("ln", ["-s", types, path.join(dir, "node_modules/@types/node")]);
+    const blocks = [];
+    for (const readme of ["README.md", "npm/ocwrap/README.md"]) {
+      const text = readFileSync(path.join(REPO, readme), "utf8");
+      for (const m of text.matchAll(/```ts\n([\s\S]*?)```/g)) {
+        if (/from "ocwrap"/.test(m[1])) blocks.push(m[1]);
+      }
+    }
+    assert.ok(blocks.length >= 4, `found ${blocks.length} examples`);
+    blocks.forEach((code, i) => writeFileSync(path.join(dir, `example${i}.ts`), code));
+    writeFileSync(path.join(dir, "tsconfig.json"), JSON.stringify({
+      compilerOptions: { target: "ES2022", module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true, types: ["node"], lib: ["ES2022"] },
+      include: ["*.ts"],
+    }));
+    writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    try {
+      execFileSync(process.execPath, [tsc, "-p", dir], { encoding: "utf8" });
+    } catch (error) {
+      assert.fail(`tsc:\n${error.stdout}${error.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

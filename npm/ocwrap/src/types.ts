@@ -281,7 +281,8 @@ export function toWorkspaceInfo(raw: RawPs): WorkspaceInfo {
     port: raw.port,
     pids: { supervisor: raw.pid, opencode: raw.opencode_pid },
     state: raw.state,
-    startedAt: new Date(raw.started_at ?? Number.NaN),
+    // A binary older than started_at in `ps --json`: derived from the uptime.
+    startedAt: raw.started_at ? new Date(raw.started_at) : new Date(Date.now() - raw.uptime_secs * 1000),
     uptimeSeconds: raw.uptime_secs,
     processes: raw.processes,
     rssBytes: raw.rss_bytes,
