@@ -120,6 +120,16 @@ export function identify(pid) {
   return { pid, starttime: s.starttime };
 }
 
+/**
+ * A process's identity if it still runs; if it has already ended, an
+ * identity that no process matches (so it counts as gone, never as a
+ * survivor that reused the PID).
+ */
+export function identifyIfRunning(pid) {
+  const s = stat(pid);
+  return { pid, starttime: s && s.state !== "Z" ? s.starttime : "ended" };
+}
+
 /** True while the process runs (a zombie has ended). */
 export function alive(proc) {
   const s = stat(proc.pid);
@@ -243,10 +253,11 @@ export async function fakePids(file) {
   const info = await waitFor(`the fake opencode's PID file ${file}`, () =>
     existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : undefined,
   );
+  // The fake may already have ended (a crash, a teardown under way).
   return {
     info,
-    opencode: identify(info.opencode),
-    children: info.children.map((pid) => identify(pid)),
+    opencode: identifyIfRunning(info.opencode),
+    children: info.children.map((pid) => identifyIfRunning(pid)),
     all() {
       return [this.opencode, ...this.children];
     },

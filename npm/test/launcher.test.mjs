@@ -212,6 +212,13 @@ describe("the launcher on Node 20 (no process.execve)", () => {
     assert.match(proc.stderr, /skipped, not native executables: .*bin-launcher-only\/ocwrap/);
   });
 
+  test("OCWRAP_BINARY naming the launcher itself: an error, not an endless chain", async () => {
+    const proc = start(NODE20, [LAUNCHER, "--version"], { env: { ...process.env, OCWRAP_BINARY: LAUNCHER } });
+    const { code } = await within(10_000, proc.exited, "the launcher");
+    assert.equal(code, 127);
+    assert.match(proc.stderr, /is this launcher, not the ocwrap binary/);
+  });
+
   test("a native ocwrap on PATH is used when there is no platform package", async () => {
     const bin = path.join(box.dir, "bin-native");
     mkdirSync(bin);

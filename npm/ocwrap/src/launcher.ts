@@ -28,8 +28,10 @@
  * package, PATH); when there is none the launcher says why and exits 127.
  */
 import { spawn } from "node:child_process";
+import { realpathSync } from "node:fs";
 import { constants } from "node:os";
 import { isatty } from "node:tty";
+import { fileURLToPath } from "node:url";
 
 import { findBinary } from "./binary.js";
 
@@ -58,6 +60,14 @@ function main(): void {
     binary = findBinary().path;
   } catch (error) {
     fail((error as Error).message, 127);
+  }
+  // OCWRAP_BINARY naming this launcher would start it again and again.
+  try {
+    if (realpathSync(binary) === realpathSync(fileURLToPath(import.meta.url))) {
+      fail(`${binary} is this launcher, not the ocwrap binary (check OCWRAP_BINARY)`, 127);
+    }
+  } catch {
+    // unreadable: let the exec or spawn report it
   }
   const args = process.argv.slice(2);
   const env: NodeJS.ProcessEnv = { ...process.env };

@@ -57,8 +57,9 @@ export interface StartOptions extends CommonOptions {
   /**
    * Where the supervisor's stderr goes (its log lines and opencode's output),
    * line by line: "inherit" (default) writes it to this process's stderr,
-   * "ignore" drops it, a function gets each line. The last 64 KiB are
-   * kept for error messages in any case.
+   * "ignore" drops it, a function gets each line (if it throws, a warning is
+   * emitted and it gets no more). The last 64 KiB are kept for error
+   * messages in any case.
    */
   output?: "inherit" | "ignore" | ((line: string) => void);
 }
@@ -204,10 +205,20 @@ export function startWorkspace(folder: string, options: StartOptions = {}): Prom
     };
     signal?.addEventListener("abort", onAbort, { once: true });
 
+    let outputFailed = false;
     lines(child.stderr!, (line) => {
       stderr = appendTail(stderr, `${line}\n`);
       if (output === "inherit") process.stderr.write(`${line}\n`);
-      else if (typeof output === "function") output(line);
+      else if (typeof output === "function" && !outputFailed) {
+        // A throwing callback must not crash the app from inside a stream
+        // event, nor stop the pipe from being drained.
+        try {
+          output(line);
+        } catch (error) {
+          outputFailed = true;
+          process.emitWarning(`ocwrap: the output callback of workspace startup threw; no more lines go to it: ${error}`);
+        }
+      }
     });
 
     let exitedResolve!: (info: ExitInfo) => void;

@@ -203,10 +203,12 @@ async function assertAllGone(box, app, procs, what) {
 }
 
 async function scenario(name, body) {
-  test(name, { timeout: 180_000 }, async () => {
+  test(name, { timeout: 180_000 }, async (t) => {
     const box = sandbox("npm-app");
     try {
-      await body(box);
+      const app = await body(box);
+      // ocwrap's own lines (the supervisor's and the workspaces'), for the record.
+      for (const line of app.npm.stderr.split("\n").filter((l) => l.startsWith("ocwrap:"))) t.diagnostic(line);
     } finally {
       await cleanUp(box);
     }
@@ -221,6 +223,7 @@ scenario("SIGTERM to the app's `ocwrap` (npm start's command) ends everything; t
   killChecked(app.launcher, "SIGTERM");
   await assertAllGone(box, app, procs, "SIGTERM to the launcher");
   assert.match(app.npm.stderr, /ocwrap: received SIGTERM/);
+  return app;
 });
 
 scenario("SIGINT to npm start's process group (Ctrl-C) ends everything, with one SIGINT", async (box) => {
@@ -229,6 +232,7 @@ scenario("SIGINT to npm start's process group (Ctrl-C) ends everything, with one
   process.kill(-app.npm.pid, "SIGINT");
   await assertAllGone(box, app, procs, "SIGINT to the process group");
   assert.equal((app.npm.stderr.match(/ocwrap: received SIGINT/g) ?? []).length, 1, app.npm.stderr);
+  return app;
 });
 
 scenario("SIGKILL of the Next.js server ends everything", async (box) => {
@@ -236,6 +240,7 @@ scenario("SIGKILL of the Next.js server ends everything", async (box) => {
   const { procs } = await workspace(box, app);
   killChecked(app.server, "SIGKILL");
   await assertAllGone(box, app, procs, "SIGKILL of the Next.js server");
+  return app;
 });
 
 scenario("[binary: OCWRAP_LAUNCHER_PID] SIGKILL of the app's `ocwrap` launcher ends everything", async (box) => {
@@ -243,6 +248,7 @@ scenario("[binary: OCWRAP_LAUNCHER_PID] SIGKILL of the app's `ocwrap` launcher e
   const { procs } = await workspace(box, app);
   killChecked(app.launcher, "SIGKILL");
   await assertAllGone(box, app, procs, "SIGKILL of the launcher");
+  return app;
 });
 
 scenario("[binary: stop --json] the stopWorkspace route stops a workspace, verified, while the app runs", async (box) => {
@@ -257,4 +263,5 @@ scenario("[binary: stop --json] the stopWorkspace route stops a workspace, verif
   await checkHealth(app, { totalWorkspaces: 0, runningWorkspaces: 0, healthyProcesses: 0, orphanedProcesses: 0, cleanupHandlersRegistered: true });
   killChecked(app.launcher, "SIGTERM");
   await assertAllGone(box, app, [], "SIGTERM after the stop");
+  return app;
 });
