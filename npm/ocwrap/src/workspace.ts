@@ -223,7 +223,6 @@ export function startWorkspace(folder: string, options: StartOptions = {}): Prom
 
     let exitedResolve!: (info: ExitInfo) => void;
     const exited = new Promise<ExitInfo>((r) => (exitedResolve = r));
-    let workspace: WorkspaceHandle | undefined;
 
     lines(child.stdout!, (line) => {
       const value = parseLine(line);
@@ -238,8 +237,7 @@ export function startWorkspace(folder: string, options: StartOptions = {}): Prom
       if (aborted) return; // the teardown is under way; settle on exit
       settled = true;
       signal?.removeEventListener("abort", onAbort);
-      workspace = new WorkspaceHandle(ready, child, exited, options);
-      resolve(workspace);
+      resolve(new WorkspaceHandle(ready, child, exited, options));
     });
 
     // Settle after 'exit' and the end of both pipes: by then the second JSON
