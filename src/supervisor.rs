@@ -19,6 +19,7 @@
 //!   of every orphan in the tree, so the tree is empty exactly when
 //!   `waitpid` says we have no children left: one syscall, not a scan.
 
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::RawFd;
 use std::process::Command;
@@ -28,7 +29,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::exit_code::{SpawnError, describe};
-use crate::proc::{Owner, Snapshot};
+use crate::proc::{self, Owner, Snapshot};
 use crate::signal::{self, Role};
 use crate::sys::{self, ChildSetup, ChildState, Epoll, Exit, Pid, Received, SigSet, SignalFd};
 use crate::teardown::kernel::{self, Holder};
@@ -271,6 +272,7 @@ impl Supervisor {
             holder: Holder::new(Owner::Tree),
             attachment,
             pending: Vec::new(),
+            exclusive: HashSet::new(),
         };
         let summary = teardown.run(&mut tree).context("the teardown failed")?;
         Ok(Finished {
@@ -339,10 +341,17 @@ impl Supervisor {
                     Vec::new()
                 };
                 let forwarded = self.forward(sig, group);
+                // A stopped CMD cannot act on the request until it is
+                // continued (systemd does the same).
+                let target = if group { -self.child } else { self.child };
+                let continued = forwarded.is_some()
+                    && proc::read_stat(self.child).is_some_and(|s| s.is_stopped())
+                    && sys::kill_pid(target, libc::SIGCONT).is_ok();
                 let first = First {
                     cmd: self.child,
                     group,
                     forwarded,
+                    continued,
                     members,
                 };
                 Ok(Some((Trigger::Signal(sig), Some(first))))
@@ -525,11 +534,18 @@ struct OwnTree<'s, 'a> {
     attachment: Option<&'s mut (dyn Attachment + 'a)>,
     /// Exits collected outside `wait` (by `empty`), reported by the next one.
     pending: Vec<Event>,
+    /// Process groups the last scan proved ours (every process in them is
+    /// in our tree, and one is an unreaped child of ours, which pins the
+    /// group's ID). Forgotten as soon as we reap anything.
+    exclusive: HashSet<Pid>,
 }
 
 impl OwnTree<'_, '_> {
     fn reaped(&mut self, events: &mut Vec<Event>) -> io::Result<()> {
         let pids = self.sup.reap().map_err(io::Error::other)?;
+        if !pids.is_empty() {
+            self.exclusive.clear();
+        }
         for pid in pids {
             self.holder.release(pid);
             events.push(Event::Ended(pid));
@@ -585,11 +601,16 @@ impl ProcessTable for OwnTree<'_, '_> {
     }
 
     fn scan(&mut self) -> Vec<Member> {
+        self.exclusive.clear();
         if !self.sup.has_children {
             return Vec::new();
         }
         let snap = Snapshot::scan();
-        snap.live_descendants(&[sys::getpid()])
+        let me = sys::getpid();
+        if !proc::hides_others() {
+            self.exclusive = exclusive_groups(&snap, me);
+        }
+        snap.live_descendants(&[me])
             .into_iter()
             .map(kernel::member)
             .collect()
@@ -597,6 +618,37 @@ impl ProcessTable for OwnTree<'_, '_> {
 
     fn signal(&mut self, m: &Member, sig: i32) -> Delivery {
         self.holder.deliver(&self.sup.epoll, m, sig)
+    }
+
+    fn signal_group(&mut self, pgrp: Pid, members: &[Member], sig: i32) -> Option<Vec<Delivery>> {
+        if !self.exclusive.contains(&pgrp) {
+            return None;
+        }
+        // Hold first, so that an exit caused by the signal is seen as such:
+        // our children's exits come with SIGCHLD, the others' through a
+        // pidfd opened now (sig 0: nothing is sent yet).
+        let me = sys::getpid();
+        let held: Vec<Delivery> = members
+            .iter()
+            .map(|m| {
+                if m.ppid == me {
+                    Delivery::Watched
+                } else {
+                    self.holder.deliver(&self.sup.epoll, m, 0)
+                }
+            })
+            .collect();
+        sys::kill_pid(-pgrp, sig).ok()?;
+        crate::log::debug(
+            "group.signalled",
+            &format!(
+                "sent {} to process group {pgrp} ({} processes)",
+                signal::name(sig),
+                members.len()
+            ),
+            json!({"pgrp": pgrp, "signal": signal::name(sig), "count": members.len()}),
+        );
+        Some(held)
     }
 
     /// As PID 1 of a PID namespace every other process in it is ours:
@@ -646,6 +698,34 @@ impl ProcessTable for OwnTree<'_, '_> {
         }
         Some(!self.sup.has_children)
     }
+}
+
+/// The process groups of our tree that hold only processes of our tree,
+/// zombies included, and at least one child of ours (unreaped: it pins the
+/// group's ID). Never our own group.
+fn exclusive_groups(snap: &Snapshot, me: Pid) -> HashSet<Pid> {
+    let mut in_tree: HashMap<Pid, usize> = HashMap::new();
+    let mut pinned = HashSet::new();
+    for pid in snap.descendants(&[me]) {
+        if let Some(s) = snap.get(pid) {
+            *in_tree.entry(s.pgrp).or_default() += 1;
+            if s.ppid == me {
+                pinned.insert(s.pgrp);
+            }
+        }
+    }
+    let mut everywhere: HashMap<Pid, usize> = HashMap::new();
+    for s in snap.procs.values() {
+        if in_tree.contains_key(&s.pgrp) {
+            *everywhere.entry(s.pgrp).or_default() += 1;
+        }
+    }
+    let own = sys::getpgrp();
+    in_tree
+        .into_iter()
+        .filter(|(g, n)| *g > 1 && *g != own && pinned.contains(g) && everywhere.get(g) == Some(n))
+        .map(|(g, _)| g)
+        .collect()
 }
 
 /// A program's name as the kernel keeps it for `/proc/PID/stat`.

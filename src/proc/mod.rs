@@ -105,6 +105,29 @@ fn proc_dir() -> Option<&'static sys::ProcDir> {
     .as_ref()
 }
 
+/// Whether `/proc` hides other users' processes from us (mounted with
+/// `hidepid`, and we are not root): then a scan cannot prove that a process
+/// group holds only our processes.
+pub fn hides_others() -> bool {
+    static HIDES: OnceLock<bool> = OnceLock::new();
+    *HIDES.get_or_init(|| {
+        if sys::getuid() == 0 {
+            return false;
+        }
+        let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+            return true;
+        };
+        text.lines()
+            .filter(|l| l.split(' ').nth(4) == Some("/proc"))
+            .any(|l| {
+                l.split([' ', ',']).any(|o| {
+                    o.strip_prefix("hidepid=")
+                        .is_some_and(|v| !matches!(v, "0" | "off"))
+                })
+            })
+    })
+}
+
 /// Whether `/proc` can be read at all (mounted, and our namespace's).
 pub fn available() -> bool {
     proc_dir().is_some()

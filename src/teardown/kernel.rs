@@ -11,11 +11,19 @@
 //! 2. Otherwise a pidfd is opened, and then the identity is checked again
 //!    ([`identity::check`]): the pidfd pins the process, so the check
 //!    cannot be fooled by a recycled PID afterwards.
-//! 3. Where pidfds are refused (kernels before 5.3, seccomp profiles that
+//! 3. An unreaped child of ours needs neither pidfd nor check: its PID
+//!    cannot be reused before we reap it, and its exit comes with SIGCHLD.
+//!    As the subreaper, ocwrap is the parent of every orphan of the tree, so
+//!    after CMD has exited most of a big tree is in this case.
+//! 4. Where pidfds are refused (kernels before 5.3, seccomp profiles that
 //!    answer ENOSYS or EPERM, the descriptor limit), the signal goes by
-//!    `kill()`. An unreaped child of ours needs no check: its PID cannot be
-//!    reused before we reap it. Anything else is checked right before the
-//!    `kill()`, which leaves the smallest window the kernel allows.
+//!    `kill()`, the identity checked right before it, which leaves the
+//!    smallest window the kernel allows.
+//!
+//! A whole process group goes in one `kill(-pgrp)` (supervisor tables
+//! only) when the last scan proved it ours: every process in it is in our
+//! tree, and one of them is an unreaped child of ours, so the group's ID
+//! cannot be reused before we reap it.
 
 use std::collections::HashMap;
 use std::io;
@@ -66,6 +74,14 @@ impl Holder {
     /// SIGCHLD.
     pub fn deliver(&mut self, epoll: &Epoll, m: &Member, sig: i32) -> Delivery {
         let our_child = self.owner == Owner::Tree && m.ppid == self.me;
+        if our_child && !self.fds.contains_key(&m.pid()) {
+            // Unreaped, so its PID cannot have been reused, and its exit
+            // comes with SIGCHLD: no pidfd needed.
+            return match sys::kill_pid(m.pid(), sig) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Delivery::Gone,
+                _ => Delivery::Watched,
+            };
+        }
         if let Some(fd) = self.fds.get(&m.pid()) {
             return match sys::pidfd_send_signal(fd, sig) {
                 Ok(()) => Delivery::Watched,
@@ -226,6 +242,11 @@ impl ProcessTable for Foreign {
             events.push(Event::Ended(pid));
         }
         Ok(())
+    }
+
+    /// A foreign tree has no child of ours to pin a group's ID: one by one.
+    fn signal_group(&mut self, _: Pid, _: &[Member], _: i32) -> Option<Vec<Delivery>> {
+        None
     }
 
     fn signal_unseen(&mut self, _sig: i32) -> bool {

@@ -77,6 +77,13 @@ pub trait ProcessTable {
     /// it so that its exit is reported. The machine never asks about a
     /// process after it was reported ended.
     fn signal(&mut self, m: &Member, sig: i32) -> Delivery;
+    /// Sends `sig` to the whole process group `pgrp` in one call, if the
+    /// table can prove that the group is ours: every process in it is one
+    /// of the tree's, and its ID cannot have been recycled since the last
+    /// scan. Then it holds each of `members` (their exits are reported) and
+    /// says what became of each; None when it cannot prove it (the machine
+    /// then signals them one by one).
+    fn signal_group(&mut self, pgrp: Pid, members: &[Member], sig: i32) -> Option<Vec<Delivery>>;
     /// Sends `sig` to every process of the tree that scans cannot show,
     /// where the table has a way to reach exactly the tree (as PID 1 of a
     /// PID namespace, `kill(-1)` does). Returns false when it has none.
@@ -101,6 +108,8 @@ pub struct First {
     pub group: bool,
     /// What CMD got (after `--rewrite`); None when the rewrite dropped it.
     pub forwarded: Option<i32>,
+    /// CMD was stopped, so it also got SIGCONT to act on the request.
+    pub continued: bool,
     /// The members of CMD's group as a scan saw them right before a group
     /// request, so that the report has them even if they end before the
     /// teardown's first sweep.
@@ -110,6 +119,16 @@ pub struct First {
 impl First {
     fn covers(&self, m: &Member) -> bool {
         m.pid() == self.cmd || (self.group && m.pgrp == self.cmd)
+    }
+
+    /// What the request sent, at the teardown's start.
+    fn sent(&self) -> Vec<SentSignal> {
+        let cont = self.continued.then_some(libc::SIGCONT);
+        self.forwarded
+            .into_iter()
+            .chain(cont)
+            .map(|s| SentSignal::new(s, 0))
+            .collect()
     }
 }
 
@@ -141,6 +160,8 @@ pub struct Teardown {
     /// stop request), and when it ended (ms since the start).
     cmd: Option<(Pid, String)>,
     cmd_ended_ms: Option<u64>,
+    /// Signals forwarded to CMD while the machine did not hold it.
+    cmd_signals: Vec<SentSignal>,
     /// CMD has not exited yet: the rest waits for it.
     waiting_for_cmd: bool,
     started: Instant,
@@ -188,10 +209,7 @@ impl Teardown {
                     killed: false,
                     held: false,
                     watched: false,
-                    signals: forwarded
-                        .map(|s| SentSignal::new(s, 0))
-                        .into_iter()
-                        .collect(),
+                    signals: first.as_ref().map(First::sent).unwrap_or_default(),
                 },
             );
         }
@@ -201,6 +219,7 @@ impl Teardown {
             first,
             cmd: None,
             cmd_ended_ms: None,
+            cmd_signals: Vec::new(),
             waiting_for_cmd,
             tracked,
             signalled,
@@ -232,6 +251,10 @@ impl Teardown {
         let mut events = Vec::new();
         if table.empty() == Some(true) {
             self.phase = Phase::Done;
+        } else if self.waiting_for_cmd {
+            // CMD goes first: the rest is found when it has exited (or when
+            // the grace ends), not scanned for now.
+            self.announce(0);
         } else {
             let n = self.sweep(table);
             self.announce(n);
@@ -302,33 +325,15 @@ impl Teardown {
         self.ended_since_sweep = false;
         self.unwatched = false;
         let members = table.scan();
-        self.forget_unwatched_gone(&members, table.now());
-        let mut signalled = 0;
+        let now = table.now();
+        self.forget_unwatched_gone(&members, now);
         let seen_any = !members.is_empty();
+        let mut found = Vec::with_capacity(members.len());
         for m in members {
-            let (phase_sig, cont) = self.phase_signal(&m);
-            if let Some(t) = self.tracked.get_mut(&m.pid()) {
-                if t.member.id == m.id {
-                    t.member.stopped = m.stopped;
-                    if !t.held {
-                        // Known before the teardown began: hold it now.
-                        let sent = t.stop_signalled && phase_sig != libc::SIGKILL;
-                        self.deliver(&m, if sent { 0 } else { phase_sig }, cont, table);
-                        continue;
-                    }
-                    if !t.watched {
-                        self.unwatched = true;
-                    }
-                    signalled += self.catch_up(m.pid(), table);
-                    continue;
-                }
-                // The PID was recycled inside the tree: the process we held
-                // ended unseen, and this one is new.
-                let old = self.tracked.remove(&m.pid()).expect("tracked");
-                self.record(old, table.now());
-            }
-            signalled += self.take(m, table);
+            found.push(m.pid());
+            self.track(m, now);
         }
+        let signalled = self.dispatch(&found, table);
         if !seen_any {
             self.signal_unseen(table);
         }
@@ -380,31 +385,24 @@ impl Teardown {
         }
     }
 
-    /// A held member that the current phase has not signalled yet gets its
-    /// signal (the rest, once CMD has exited; everyone, once forced).
-    /// Returns 1 if a signal was sent.
-    fn catch_up(&mut self, pid: Pid, table: &mut dyn ProcessTable) -> usize {
-        let Some(t) = self.tracked.get(&pid) else {
-            return 0;
-        };
-        let due = match self.phase {
-            Phase::Forced => !t.killed,
-            Phase::Graceful => !t.stop_signalled && self.phase_signal(&t.member).0 != 0,
-            _ => false,
-        };
-        if !due {
-            return 0;
+    /// Notes a member a scan found: a new one is tracked (not yet held or
+    /// signalled); a known one gets its state updated (a stopped process, a
+    /// new parent after its own died).
+    fn track(&mut self, m: Member, now: Instant) {
+        if let Some(t) = self.tracked.get_mut(&m.pid()) {
+            if t.member.id == m.id {
+                t.member.stopped = m.stopped;
+                t.member.ppid = m.ppid;
+                if !t.watched {
+                    self.unwatched = true;
+                }
+                return;
+            }
+            // The PID was recycled inside the tree: the process we held
+            // ended unseen, and this one is new.
+            let old = self.tracked.remove(&m.pid()).expect("tracked");
+            self.record(old, now);
         }
-        let m = t.member.clone();
-        let (sig, cont) = self.phase_signal(&m);
-        self.deliver(&m, sig, cont, table);
-        usize::from(self.tracked.contains_key(&pid))
-    }
-
-    /// Starts holding a member the sweep found; signals it as the phase
-    /// says. Returns 1 if a signal was sent.
-    fn take(&mut self, m: Member, table: &mut dyn ProcessTable) -> usize {
-        let (sig, cont) = self.phase_signal(&m);
         let mut t = Tracked {
             member: m,
             stop_signalled: false,
@@ -418,36 +416,90 @@ impl Teardown {
         {
             // It got the forwarded stop request before the teardown began.
             t.stop_signalled = true;
-            if let Some(s) = f.forwarded {
-                t.signals.push(SentSignal::new(s, 0));
+            t.signals = f.sent();
+            if !t.signals.is_empty() {
                 self.signalled.insert(t.member.id);
             }
         }
-        let pid = t.member.pid();
-        let member = t.member.clone();
-        self.tracked.insert(pid, t);
-        self.deliver(&member, sig, cont, table);
-        usize::from(sig != 0 && self.tracked.contains_key(&pid))
+        self.tracked.insert(t.member.pid(), t);
     }
 
-    /// Sends `sig` (and SIGCONT if `cont`) to a held member and notes what
-    /// the table said. A member that is gone is recorded as ended.
-    fn deliver(&mut self, m: &Member, sig: i32, cont: bool, table: &mut dyn ProcessTable) {
-        let mut delivery = table.signal(m, sig);
-        if cont && delivery != Delivery::Gone {
-            delivery = table.signal(m, libc::SIGCONT);
+    /// What the current phase owes a tracked member: a signal (0: only to
+    /// be held, so that its exit is reported), and SIGCONT after it.
+    fn owed(&self, t: &Tracked) -> Option<(i32, bool)> {
+        let (sig, cont) = self.phase_signal(&t.member);
+        let sent = match sig {
+            libc::SIGKILL => t.killed,
+            0 => true,
+            _ => t.stop_signalled,
+        };
+        match (sent, t.held) {
+            (false, _) => Some((sig, cont)),
+            (true, false) => Some((0, cont && self.phase != Phase::Forced)),
+            (true, true) => None,
         }
-        let now = table.now();
+    }
+
+    /// Sends every member of `pids` what the phase owes it. Members of one
+    /// process group that all owe the same signal go in one call when the
+    /// table can prove the whole group is ours; the rest one by one.
+    /// Returns how many processes were newly signalled.
+    fn dispatch(&mut self, pids: &[Pid], table: &mut dyn ProcessTable) -> usize {
+        let mut groups: HashMap<(i32, Pid), Vec<Member>> = HashMap::new();
+        let mut single: Vec<(Member, i32, bool)> = Vec::new();
+        for pid in pids {
+            let Some(t) = self.tracked.get(pid) else {
+                continue;
+            };
+            match self.owed(t) {
+                Some((sig, false)) if sig != 0 => groups
+                    .entry((sig, t.member.pgrp))
+                    .or_default()
+                    .push(t.member.clone()),
+                Some((sig, cont)) => single.push((t.member.clone(), sig, cont)),
+                None => {}
+            }
+        }
+        let mut signalled = 0;
+        for ((sig, pgrp), members) in groups {
+            let sent = if members.len() > 1 {
+                table.signal_group(pgrp, &members, sig)
+            } else {
+                None
+            };
+            match sent {
+                Some(deliveries) => {
+                    for (m, d) in members.iter().zip(deliveries) {
+                        signalled += self.note(m, sig, false, d, table.now());
+                    }
+                }
+                None => single.extend(members.into_iter().map(|m| (m, sig, false))),
+            }
+        }
+        for (m, sig, cont) in single {
+            let mut d = table.signal(&m, sig);
+            if cont && d != Delivery::Gone {
+                d = table.signal(&m, libc::SIGCONT);
+            }
+            signalled += self.note(&m, sig, cont, d, table.now());
+        }
+        signalled
+    }
+
+    /// What the table said of a signal (and SIGCONT if `cont`) sent to a
+    /// tracked member. A member that is gone is recorded as ended. Returns
+    /// 1 if a real signal reached it.
+    fn note(&mut self, m: &Member, sig: i32, cont: bool, d: Delivery, now: Instant) -> usize {
         let after_ms = self.ms_since_start(now);
         let Some(t) = self.tracked.get_mut(&m.pid()) else {
-            return;
+            return 0;
         };
-        if delivery == Delivery::Gone {
+        if d == Delivery::Gone {
             // It vanished between the scan and the signal: this signal did
             // not end it.
-            let t = self.tracked.remove(&m.pid()).expect("held");
+            let t = self.tracked.remove(&m.pid()).expect("tracked");
             self.record(t, now);
-            return;
+            return 0;
         }
         for s in [sig, if cont { libc::SIGCONT } else { 0 }] {
             if s != 0 {
@@ -461,7 +513,7 @@ impl Teardown {
             _ => t.stop_signalled = true,
         }
         t.held = true;
-        t.watched = delivery == Delivery::Watched;
+        t.watched = d == Delivery::Watched;
         if !t.watched {
             self.unwatched = true;
         }
@@ -473,6 +525,15 @@ impl Teardown {
                        "after_ms": after_ms}),
             );
         }
+        usize::from(sig != 0)
+    }
+
+    /// Every tracked member gets what the phase owes it, seen by the last
+    /// scan or not (a held process the scan cannot show is still reached
+    /// through the table's hold on it).
+    fn dispatch_all(&mut self, table: &mut dyn ProcessTable) -> usize {
+        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
+        self.dispatch(&pids, table)
     }
 
     fn on_event(&mut self, ev: Event, table: &mut dyn ProcessTable) {
@@ -495,6 +556,9 @@ impl Teardown {
                         self.signalled.insert(t.member.id);
                     }
                 }
+                if !self.tracked.contains_key(&cmd) {
+                    self.cmd_signals.push(SentSignal::new(signal, after_ms));
+                }
             }
         }
     }
@@ -506,9 +570,7 @@ impl Teardown {
         if self.phase != Phase::Graceful {
             return;
         }
-        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
-        let n: usize = pids.into_iter().map(|p| self.catch_up(p, table)).sum();
-        let n = n + self.sweep(table);
+        let n = self.sweep(table) + self.dispatch_all(table);
         if n > 0 {
             log::info(
                 "teardown.signalled",
@@ -586,9 +648,7 @@ impl Teardown {
     fn enter_graceful(&mut self, table: &mut dyn ProcessTable) {
         self.phase = Phase::Graceful;
         self.phase_deadline = deadline(table.now(), self.plan.grace);
-        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
-        let n: usize = pids.into_iter().map(|p| self.catch_up(p, table)).sum();
-        let n = n + self.sweep(table);
+        let n = self.sweep(table) + self.dispatch_all(table);
         self.announce(n);
     }
 
@@ -599,11 +659,8 @@ impl Teardown {
         self.drain(table);
         self.phase = Phase::Forced;
         self.phase_deadline = deadline(table.now(), self.plan.kill_timeout);
-        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
-        for pid in pids {
-            self.catch_up(pid, table);
-        }
         self.sweep(table);
+        self.dispatch_all(table);
     }
 
     /// Takes the exits (and forwarded signals) already queued, without
@@ -694,32 +751,35 @@ impl Teardown {
                 EndedBy::Itself
             },
             after_ms,
-            signals: forwarded
-                .map(|s| SentSignal::new(s, 0))
+            signals: self
+                .first
+                .as_ref()
+                .map(First::sent)
+                .unwrap_or_default()
                 .into_iter()
+                .chain(std::mem::take(&mut self.cmd_signals))
                 .collect(),
         });
     }
 
     /// The line that says what the trigger made ocwrap signal.
     fn announce(&self, signalled: usize) {
-        if self.phase == Phase::Lingering || (self.tracked.is_empty() && signalled == 0) {
+        let waiting = self.waiting_for_cmd && self.first.is_some();
+        if self.phase == Phase::Lingering || (!waiting && self.tracked.is_empty() && signalled == 0)
+        {
             return;
         }
         let stop = signal::name(self.plan.stop_signal);
         let msg = match &self.first {
             Some(f) if self.waiting_for_cmd => format!(
-                "{}: {} CMD ({}); the rest ({} process(es)) gets {stop} once CMD has exited",
+                "{}: {} CMD ({}){}; the rest of the tree gets {stop} once CMD has exited",
                 self.trigger,
                 match f.forwarded {
                     Some(s) => format!("forwarded {} to", signal::name(s)),
                     None => "forwarded nothing to".into(),
                 },
                 f.cmd,
-                self.tracked
-                    .values()
-                    .filter(|t| !f.covers(&t.member))
-                    .count(),
+                if f.group { " and its group" } else { "" },
             ),
             _ => format!("{}: sent {stop} to {signalled} process(es)", self.trigger),
         };

@@ -32,6 +32,9 @@ struct FakeProc {
     dies_at: Option<Instant>,
     /// Dies the moment it is scanned (between scan and signal).
     vanishes_after_scan: bool,
+    /// A child of ours: its exit is reported (by reaping) whether it is
+    /// held or not.
+    our_child: bool,
 }
 
 enum Action {
@@ -57,6 +60,10 @@ struct Fake {
     /// signal_unseen works (we are PID 1) and what it was asked.
     can_broadcast: bool,
     broadcasts: Vec<i32>,
+    /// signal_group works, and what it was asked.
+    groups_ok: bool,
+    group_calls: Vec<(Pid, i32, usize)>,
+    cmd: Option<Pid>,
     start: Instant,
 }
 
@@ -79,6 +86,7 @@ fn proc_(pid: Pid, reaction: Reaction) -> FakeProc {
         watchable: true,
         dies_at: None,
         vanishes_after_scan: false,
+        our_child: false,
     }
 }
 
@@ -96,6 +104,7 @@ fn first(cmd: Pid, group: bool) -> Option<First> {
         cmd,
         group,
         forwarded: Some(libc::SIGTERM),
+        continued: false,
         members: Vec::new(),
     })
 }
@@ -114,6 +123,9 @@ impl Fake {
             hidden_count: false,
             can_broadcast: false,
             broadcasts: Vec::new(),
+            groups_ok: false,
+            group_calls: Vec::new(),
+            cmd: None,
             start: now,
         }
     }
@@ -125,6 +137,11 @@ impl Fake {
     }
 
     fn run(&mut self, plan: Plan, first: Option<First>) -> Summary {
+        if let Some(f) = &first {
+            for p in self.procs.iter_mut().filter(|p| p.member.pid() == f.cmd) {
+                p.our_child = true;
+            }
+        }
         let trigger = match first {
             Some(_) => Trigger::Signal(libc::SIGTERM),
             None => Trigger::CmdExited(Exit::Code(0)),
@@ -133,8 +150,17 @@ impl Fake {
     }
 
     fn run_for(&mut self, plan: Plan, trigger: Trigger, first: Option<First>) -> Summary {
-        let td = Teardown::new(plan, trigger, first, self.now);
+        let mut td = Teardown::new(plan, trigger, first, self.now);
+        if let Some(cmd) = self.cmd {
+            td = td.with_cmd(cmd, format!("p{cmd}"));
+        }
         td.run(self).expect("fake tables do not fail")
+    }
+
+    /// Names CMD to the machine, as the supervisor does.
+    fn with_cmd(&mut self, pid: Pid) -> &mut Fake {
+        self.cmd = Some(pid);
+        self
     }
 
     fn signals_to(&self, pid: Pid) -> Vec<(i32, u64)> {
@@ -166,7 +192,7 @@ impl Fake {
         for p in self.procs.iter_mut().filter(|p| p.alive) {
             if p.dies_at.is_some_and(|t| t <= now) {
                 p.alive = false;
-                if self.held.contains(&p.member.id) && p.watchable {
+                if p.our_child || (self.held.contains(&p.member.id) && p.watchable) {
                     events.push(Event::Ended(p.member.pid()));
                 }
             }
@@ -203,6 +229,14 @@ impl ProcessTable for Fake {
             }
         }
         out
+    }
+
+    fn signal_group(&mut self, pgrp: Pid, members: &[Member], sig: i32) -> Option<Vec<Delivery>> {
+        if !self.groups_ok {
+            return None;
+        }
+        self.group_calls.push((pgrp, sig, members.len()));
+        Some(members.iter().map(|m| self.signal(m, sig)).collect())
     }
 
     fn signal_unseen(&mut self, sig: i32) -> bool {
@@ -467,24 +501,28 @@ fn a_foreign_tree_ends_with_a_sweep_that_finds_nobody() {
 
 #[test]
 fn cmd_goes_first_and_the_rest_gets_the_stop_signal_once_it_exited() {
-    let mut cmd = proc_(10, Reaction::DiesAfter(5 * MS));
-    cmd.member.stopped = true;
     let mut stopped = proc_(11, Reaction::DiesAfter(5 * MS));
     stopped.member.stopped = true;
-    let mut fake = Fake::new(vec![cmd, stopped, proc_(12, Reaction::DiesAfter(5 * MS))]);
+    let mut fake = Fake::new(vec![
+        proc_(10, Reaction::DiesAfter(5 * MS)),
+        stopped,
+        proc_(12, Reaction::DiesAfter(5 * MS)),
+    ]);
     // It got the forwarded stop request before the teardown started.
     fake.procs[0].dies_at = Some(fake.start + 100 * MS);
-    let s = fake.run(plan(10_000, 5_000), first(10, false));
+    let s = fake.with_cmd(10).run(plan(10_000, 5_000), first(10, false));
     assert!(s.clean(), "{s:?}");
-    // CMD is only continued (it already has its stop request)…
-    assert_eq!(fake.signals_to(10), vec![(libc::SIGCONT, 0)]);
-    // …and the rest waits for it.
+    // CMD already has its stop request (the supervisor also continued it
+    // if it was stopped): nothing more from the machine…
+    assert!(fake.signals_to(10).is_empty(), "{:?}", fake.delivered);
+    // …and the rest waits for it, not even scanned meanwhile.
     assert_eq!(
         fake.signals_to(11),
         vec![(libc::SIGTERM, 100), (libc::SIGCONT, 100)]
     );
     assert_eq!(fake.signals_to(12), vec![(libc::SIGTERM, 100)]);
     assert_eq!(ms(&s), 105);
+    assert_eq!(s.sweeps, 1, "one scan, once CMD had exited");
     // The report says what CMD got, and when: the forwarded request at 0.
     let cmd = s.processes.iter().find(|o| o.pid == 10).unwrap();
     let got: Vec<_> = cmd
@@ -492,7 +530,8 @@ fn cmd_goes_first_and_the_rest_gets_the_stop_signal_once_it_exited() {
         .iter()
         .map(|x| (x.signal.as_str(), x.after_ms))
         .collect();
-    assert_eq!(got, [("SIGTERM", 0), ("SIGCONT", 0)]);
+    assert_eq!(got, [("SIGTERM", 0)]);
+    assert_eq!((cmd.after_ms, cmd.ended_by), (100, EndedBy::StopSignal));
     assert_eq!(s.signalled, 3);
 }
 
@@ -524,7 +563,10 @@ fn a_group_request_covers_every_member_of_cmds_group() {
     for p in &mut fake.procs[..2] {
         p.dies_at = Some(fake.start + 3 * MS);
     }
-    let s = fake.run(plan(10_000, 5_000), first(10, true));
+    // The supervisor saw the group's members before it sent the request.
+    let mut f = first(10, true).unwrap();
+    f.members = vec![fake.procs[0].member.clone(), fake.procs[1].member.clone()];
+    let s = fake.run(plan(10_000, 5_000), Some(f));
     assert!(fake.signals_to(10).is_empty() && fake.signals_to(11).is_empty());
     assert_eq!(fake.signals_to(12), vec![(libc::SIGTERM, 3)]);
     assert!(s.clean());
@@ -537,7 +579,7 @@ fn a_forwarded_signal_during_the_teardown_is_on_the_record() {
     fake.procs[0].dies_at = Some(fake.start + 50 * MS);
     fake.scheduled
         .push((fake.start + 20 * MS, Action::Forward(libc::SIGUSR1, 10)));
-    let s = fake.run(plan(10_000, 5_000), first(10, false));
+    let s = fake.with_cmd(10).run(plan(10_000, 5_000), first(10, false));
     let got: Vec<_> = s.processes[0]
         .signals
         .iter()
@@ -645,4 +687,35 @@ fn a_group_member_that_ends_before_the_first_sweep_is_on_the_record() {
     assert_eq!(got.ended_by, EndedBy::StopSignal);
     assert_eq!(got.signals, vec![SentSignal::new(libc::SIGTERM, 0)]);
     assert_eq!(s.signalled, 2);
+}
+
+#[test]
+fn a_group_of_the_tree_gets_one_signal_and_each_member_its_outcome() {
+    let mut procs: Vec<FakeProc> = (10..15)
+        .map(|p| proc_(p, Reaction::DiesAfter(MS)))
+        .collect();
+    for p in &mut procs {
+        p.member.pgrp = 10;
+    }
+    procs.push(proc_(20, Reaction::DiesAfter(MS)));
+    let mut fake = Fake::new(procs);
+    fake.groups_ok = true;
+    let s = fake.run(plan(10_000, 5_000), None);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(fake.group_calls, vec![(10, libc::SIGTERM, 5)]);
+    assert_eq!(s.ended_on_stop_signal, 6);
+    for pid in 10..15 {
+        assert_eq!(outcome(&s, pid), vec![EndedBy::StopSignal], "{pid}");
+    }
+    // Where the table cannot prove the group ours: one by one.
+    let mut procs: Vec<FakeProc> = (10..13)
+        .map(|p| proc_(p, Reaction::DiesAfter(MS)))
+        .collect();
+    for p in &mut procs {
+        p.member.pgrp = 10;
+    }
+    let mut fake = Fake::new(procs);
+    let s = fake.run(plan(10_000, 5_000), None);
+    assert!(s.clean() && fake.group_calls.is_empty());
+    assert_eq!(fake.signals_to(11), vec![(libc::SIGTERM, 0)]);
 }
