@@ -17,6 +17,18 @@ fn fake() -> String {
     fixture("fake-opencode").display().to_string()
 }
 
+/// `SCENE/bin/opencode`, a symlink to the fake: what `reap` takes for an
+/// opencode server (its program is named `opencode`).
+fn opencode_link(s: &Scene) -> String {
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("opencode");
+    if !link.exists() {
+        std::os::unix::fs::symlink(fake(), &link).unwrap();
+    }
+    link.display().to_string()
+}
+
 fn folder(s: &Scene, name: &str) -> String {
     let p = s.path(name);
     std::fs::create_dir_all(&p).unwrap();
@@ -181,7 +193,14 @@ fn bad_folder_and_missing_opencode_fail_before_anything_starts() {
         T,
     );
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("is not a directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot use folder {}: not a directory",
+            file.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
 
     let dir = folder(&s, "repo");
     let mut c = s.ocwrap(&["spawn", &dir]);
@@ -329,11 +348,14 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     let s = Scene::new("ws-orphan");
     let dir = folder(&s, "repo");
     let pids = s.path("orphan.json");
+    // Servers are recognised by their program's name: the fake, started as
+    // `opencode` (argv: `python3 .../bin/opencode serve ...`).
+    let opencode = opencode_link(&s);
     // An orphan: double fork so its parent is gone (re-parented to PID 1).
     let script = format!(
         "(FAKE_OPENCODE_PIDS={} setsid {} serve --port=0 --mark={} >/dev/null 2>&1 &) ; exit 0",
         pids.display(),
-        fake(),
+        opencode,
         s.mark
     );
     let st = Command::new("sh")
@@ -353,7 +375,7 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
             &format!(
                 "FAKE_OPENCODE_PIDS={} {} serve --port=0 --mark={} >/dev/null 2>&1; wait",
                 pids2.display(),
-                fake(),
+                opencode,
                 s.mark
             ),
         ])
@@ -381,7 +403,7 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     );
     assert_eq!(stdout(&o), "nothing to reap\n");
 
-    let pattern = format!("serve --port=0 --mark={}", s.mark);
+    let pattern = format!("opencode serve --port=0 --mark={}", s.mark);
     let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s", "--match", &pattern]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!is_alive(orphan), "the orphan survived reap");
