@@ -89,7 +89,7 @@ pub struct GlobalArgs {
     pub log_format: Format,
 
     /// Per-user state directory (workspace records, logs, counters)
-    /// [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]
+    /// [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]
     #[arg(long, global = true, env = "OCWRAP_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -110,7 +110,7 @@ impl GlobalArgs {
 /// the stop signal, then the time to verify after SIGKILL.
 #[derive(Args, Debug, Clone)]
 pub struct Limits {
-    /// Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)
+    /// Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)
     #[arg(long, env = "OCWRAP_GRACE", value_parser = parse_duration, default_value = "10s",
           value_name = "DURATION")]
     pub grace: Duration,
