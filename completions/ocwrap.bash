@@ -77,7 +77,7 @@ _ocwrap() {
 
     case "${cmd}" in
         ocwrap)
-            opts="-q -v -h -V --quiet --verbose --log-level --log-format --state-dir --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --help --version run spawn ps stop reap stats completions man help"
+            opts="-q -v -h -V --quiet --verbose --log-level --log-format --state-dir --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --help --version run spawn ps stop reap stats completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,6 +116,18 @@ _ocwrap() {
                     return 0
                     ;;
                 --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rewrite)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remap-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --linger)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -383,7 +395,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__run)
-            opts="-q -v -h --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --quiet --verbose --log-level --log-format --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -413,6 +425,18 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --rewrite)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remap-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --linger)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -433,7 +457,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__spawn)
-            opts="-q -v -h --port --hostname --opencode --ready-timeout --detach --log-max --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --port --hostname --opencode --ready-timeout --detach --log-max --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --quiet --verbose --log-level --log-format --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -480,6 +504,18 @@ _ocwrap() {
                     return 0
                     ;;
                 --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rewrite)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --remap-exit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --linger)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_ocwrap_global_optspecs
-    string join \n q/quiet v/verbose log-level= log-format= state-dir= grace= kill-timeout= stop-signal= forward-to= pdeath-signal= report= h/help V/version
+    string join \n q/quiet v/verbose log-level= log-format= state-dir= grace= kill-timeout= stop-signal= forward-to= pdeath-signal= report= rewrite= remap-exit= linger= h/help V/version
 end
 
 function __fish_ocwrap_needs_command
@@ -38,6 +38,9 @@ complete -c ocwrap -n "__fish_ocwrap_needs_command" -l forward-to -d 'Send forwa
 group\t'CMD\'s whole process group'"
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -l pdeath-signal -d 'Signal CMD gets if ocwrap itself dies (e.g. is SIGKILLed)' -r
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -l report -d 'Write a JSON report of every teardown to FILE' -r -F
+complete -c ocwrap -n "__fish_ocwrap_needs_command" -l rewrite -d 'Forward signal FROM to CMD as TO (TO 0: drop it); repeatable, or comma-separated (e.g. TERM:INT)' -r
+complete -c ocwrap -n "__fish_ocwrap_needs_command" -l remap-exit -d 'Report CMD\'s exit status FROM as TO; repeatable, or comma-separated (e.g. 143:0)' -r
+complete -c ocwrap -n "__fish_ocwrap_needs_command" -l linger -d 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal' -r
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -58,6 +61,9 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l forward-to -d 'Sen
 group\t'CMD\'s whole process group'"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l pdeath-signal -d 'Signal CMD gets if ocwrap itself dies (e.g. is SIGKILLed)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l report -d 'Write a JSON report of every teardown to FILE' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l rewrite -d 'Forward signal FROM to CMD as TO (TO 0: drop it); repeatable, or comma-separated (e.g. TERM:INT)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l remap-exit -d 'Report CMD\'s exit status FROM as TO; repeatable, or comma-separated (e.g. 143:0)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l linger -d 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -80,6 +86,9 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l forward-to -d 'S
 group\t'CMD\'s whole process group'"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l pdeath-signal -d 'Signal CMD gets if ocwrap itself dies (e.g. is SIGKILLed)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l report -d 'Write a JSON report of every teardown to FILE' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l rewrite -d 'Forward signal FROM to CMD as TO (TO 0: drop it); repeatable, or comma-separated (e.g. TERM:INT)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l remap-exit -d 'Report CMD\'s exit status FROM as TO; repeatable, or comma-separated (e.g. 143:0)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l linger -d 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
 info\t''

@@ -143,26 +143,41 @@ pub struct SuperviseArgs {
     /// Write a JSON report of every teardown to FILE
     #[arg(long, env = "OCWRAP_REPORT", value_name = "FILE")]
     pub report: Option<PathBuf>,
-}
 
-impl Limits {
-    /// The teardown these limits describe, with `stop_signal`.
-    pub fn plan(&self, stop_signal: i32) -> Plan {
-        Plan {
-            stop_signal,
-            grace: self.grace,
-            kill_timeout: self.kill_timeout,
-        }
-    }
+    /// Forward signal FROM to CMD as TO (TO 0: drop it); repeatable, or
+    /// comma-separated (e.g. TERM:INT)
+    #[arg(long, env = "OCWRAP_REWRITE", value_parser = crate::signal::parse_rewrite,
+          value_delimiter = ',', value_name = "FROM:TO")]
+    pub rewrite: Vec<(i32, i32)>,
+
+    /// Report CMD's exit status FROM as TO; repeatable, or comma-separated
+    /// (e.g. 143:0)
+    #[arg(long, env = "OCWRAP_REMAP_EXIT", value_parser = parse_remap,
+          value_delimiter = ',', value_name = "FROM:TO")]
+    pub remap_exit: Vec<(u8, u8)>,
+
+    /// When CMD exits by itself, let the rest of the tree end on its own for
+    /// up to DURATION before the stop signal
+    #[arg(long, env = "OCWRAP_LINGER", value_parser = parse_duration, default_value = "0s",
+          value_name = "DURATION")]
+    pub linger: Duration,
 }
 
 impl SuperviseArgs {
-    /// How the supervisor runs, from these options.
-    pub fn config(&self) -> Config {
+    /// How the supervisor runs, from these options. `stop_with_parent`:
+    /// ocwrap's own parent dying is a stop request.
+    pub fn config(&self, stop_with_parent: Option<i32>) -> Config {
         Config {
-            plan: self.limits.plan(self.stop_signal),
+            plan: Plan {
+                stop_signal: self.stop_signal,
+                grace: self.limits.grace,
+                kill_timeout: self.limits.kill_timeout,
+                linger: self.linger,
+            },
             forward_to: self.forward_to,
             pdeath_signal: self.pdeath_signal,
+            rewrites: self.rewrite.clone(),
+            stop_with_parent,
         }
     }
 }
@@ -302,6 +317,16 @@ pub struct StatsArgs {
     /// Print the counters as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--remap-exit FROM:TO`, two exit statuses (0-255).
+pub fn parse_remap(text: &str) -> Result<(u8, u8), String> {
+    let bad = || format!("'{text}' is not FROM:TO with two exit statuses 0-255 (e.g. 143:0)");
+    let (from, to) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        from.trim().parse().map_err(|_| bad())?,
+        to.trim().parse().map_err(|_| bad())?,
+    ))
 }
 
 /// The longest duration any option takes: a year. Longer ones are refused

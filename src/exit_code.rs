@@ -50,6 +50,23 @@ impl ExitCode {
         }
     }
 
+    /// `--remap-exit FROM:TO`: CMD's status as reported. ocwrap's own
+    /// failures (125, survivors) are never remapped.
+    pub fn remapped(self, remap: &[(u8, u8)]) -> ExitCode {
+        if !matches!(self, ExitCode::Child(_) | ExitCode::ChildSignal(_)) {
+            return self;
+        }
+        let code = self.code();
+        match remap
+            .iter()
+            .rev()
+            .find(|(from, _)| i32::from(*from) == code)
+        {
+            Some((_, to)) => ExitCode::Child(i32::from(*to)),
+            None => self,
+        }
+    }
+
     /// The status a detached supervisor reported back (126 and 127 keep
     /// their meaning; anything else is ocwrap's failure).
     pub fn of_reported(code: i64) -> ExitCode {
@@ -286,6 +303,16 @@ mod tests {
         assert_eq!(io_reason(&err(libc::EACCES)), "permission denied");
         assert_eq!(io_reason(&err(libc::ENOENT)), "no such file or directory");
         assert_eq!(io_reason(&io::Error::other("Boom")), "boom");
+    }
+
+    #[test]
+    fn remaps_only_cmds_status() {
+        let r = [(143, 0), (3, 4)];
+        assert_eq!(ChildSignal(15).remapped(&r), Child(0));
+        assert_eq!(Child(3).remapped(&r).code(), 4);
+        assert_eq!(Child(5).remapped(&r), Child(5));
+        assert_eq!(Survivors.remapped(&[(125, 0)]), Survivors);
+        assert_eq!(Error.remapped(&[(125, 0)]), Error);
     }
 
     #[test]

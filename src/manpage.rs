@@ -66,6 +66,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("OCWRAP_FORWARD_TO", "Default for --forward-to."),
     ("OCWRAP_PDEATH_SIGNAL", "Default for --pdeath-signal."),
     ("OCWRAP_REPORT", "Default for --report."),
+    (
+        "OCWRAP_REWRITE",
+        "Default for --rewrite (comma-separated FROM:TO).",
+    ),
+    (
+        "OCWRAP_REMAP_EXIT",
+        "Default for --remap-exit (comma-separated FROM:TO).",
+    ),
+    ("OCWRAP_LINGER", "Default for --linger."),
     ("OCWRAP_LOG_LEVEL", "Default for --log-level."),
     ("OCWRAP_LOG_FORMAT", "Default for --log-format."),
     ("OCWRAP_STATE_DIR", "Default for --state-dir."),
@@ -76,6 +85,14 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("OCWRAP_DETACH", "Default for spawn --detach."),
     ("OCWRAP_LOG_MAX", "Default for spawn --log-max."),
     ("OCWRAP_MATCH", "Default for reap --match."),
+    (
+        "OCWRAP_SUPERVISOR_PID",
+        "Set by ocwrap in CMD's environment: its PID. A nested ocwrap does not count its enclosing ocwrap's stop signal as a second stop request.",
+    ),
+    (
+        "OCWRAP_LAUNCHER_PID",
+        "Set by the npm package's launcher when it stays ocwrap's parent: the launcher's death is then a stop request. Removed from CMD's environment.",
+    ),
     (
         "OCWRAP_WORKSPACE",
         "Set by ocwrap in the environment of every workspace process: the workspace id.",

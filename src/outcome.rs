@@ -17,18 +17,15 @@ use crate::teardown::{Summary, fmt_ms};
 
 /// The one line that sums up a teardown.
 pub fn line(s: &Summary) -> String {
-    let survivors = if s.survivors.is_empty() {
+    let survivors = if s.unseen && s.survivors.is_empty() {
+        "survivors unknown (processes /proc does not show)".to_string()
+    } else if s.survivors.is_empty() {
         "0 survivors".to_string()
     } else {
         format!("{} survivors ({})", s.survivors.len(), s.survivor_pids())
     };
-    let unseen = if s.unseen {
-        ", and processes it cannot see"
-    } else {
-        ""
-    };
     format!(
-        "teardown ({}) done in {}: {} ended on the stop signal, {} killed, {survivors}{unseen}",
+        "teardown ({}) done in {}: {} ended on the stop signal, {} killed, {survivors}",
         s.trigger,
         fmt_ms(s.duration_ms),
         s.ended_on_stop_signal,
@@ -84,6 +81,7 @@ pub fn write_report(
         "duration_ms": s.duration_ms,
         "ended_on_stop_signal": s.ended_on_stop_signal,
         "killed": s.killed,
+        "signalled": s.signalled,
         "sweeps": s.sweeps,
         "grace_timeout_hit": s.grace_timeout_hit,
         "escalated": s.escalated,
@@ -122,22 +120,32 @@ pub fn count(state_dir: Option<&Path>, s: &Summary, orphans: u64) {
 pub fn conclude(
     state_dir: Option<&Path>,
     report: Option<&Path>,
+    remap: &[(u8, u8)],
     finished: &Finished,
     workspace: Option<&str>,
 ) -> ExitCode {
     let s = &finished.summary;
-    crate::log::info(
+    // A teardown with nothing to end stays quiet (it would only add a line
+    // to the program's own output); `-v` shows it anyway.
+    let level = if s.signalled > 0 || !s.clean() {
+        crate::log::Level::Info
+    } else {
+        crate::log::Level::Debug
+    };
+    crate::log::emit(
+        level,
         "teardown.completed",
         &line(s),
         json!({
             "trigger": s.trigger.to_string(), "duration_ms": s.duration_ms,
             "ended_on_stop_signal": s.ended_on_stop_signal, "killed": s.killed,
+            "signalled": s.signalled,
             "survivors": s.survivors, "unseen": s.unseen, "sweeps": s.sweeps,
             "workspace": workspace,
         }),
     );
     let exit = if s.clean() {
-        ExitCode::of_child(finished.child_exit)
+        ExitCode::of_child(finished.child_exit).remapped(remap)
     } else {
         let suffix = if s.survivors.is_empty() {
             ""
@@ -176,6 +184,7 @@ mod tests {
             duration_ms: 1500,
             ended_on_stop_signal: 3,
             killed: 1,
+            signalled: 4,
             survivors,
             unseen,
             sweeps: 2,
@@ -198,10 +207,12 @@ mod tests {
                 Survivor {
                     pid: 42,
                     command: "x".into(),
+                    signals: Vec::new(),
                 },
                 Survivor {
                     pid: 7,
                     command: "y".into(),
+                    signals: Vec::new(),
                 },
             ],
             false,
@@ -219,7 +230,8 @@ mod tests {
     fn processes_it_cannot_see_are_a_failure() {
         let s = summary(Vec::new(), true);
         assert!(!s.clean());
-        assert!(line(&s).ends_with("0 survivors, and processes it cannot see"));
+        assert!(line(&s).ends_with("survivors unknown (processes /proc does not show)"));
+        assert!(!line(&s).contains("0 survivors"));
         assert!(survivors(&s).contains("cannot verify"), "{}", survivors(&s));
     }
 }

@@ -29,15 +29,20 @@ use serde_json::json;
 
 use crate::exit_code::{SpawnError, describe};
 use crate::proc::{Owner, Snapshot};
-use crate::signal;
-use crate::sys::{self, ChildSetup, Epoll, Exit, Pid, SigSet, SignalFd};
+use crate::signal::{self, Role};
+use crate::sys::{self, ChildSetup, ChildState, Epoll, Exit, Pid, Received, SigSet, SignalFd};
 use crate::teardown::kernel::{self, Holder};
 use crate::teardown::{
-    Delivery, Event, Exempt, Member, Plan, ProcessTable, Summary, Teardown, Trigger,
+    Delivery, Event, First, Member, Plan, ProcessTable, Summary, Teardown, Trigger,
 };
 
 const TOKEN_SIGNALS: u64 = 0;
 const TOKEN_ATTACHMENT: u64 = 1;
+
+/// Set in CMD's environment: the PID of the ocwrap that supervises it. A
+/// nested ocwrap (a workspace started by a supervised app) does not count
+/// its enclosing ocwrap's stop signal as a second request.
+pub const SUPERVISOR_VAR: &str = "OCWRAP_SUPERVISOR_PID";
 
 /// Where forwarded signals go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -49,12 +54,19 @@ pub enum ForwardTo {
 }
 
 /// How a command is supervised.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Config {
     pub plan: Plan,
     pub forward_to: ForwardTo,
     /// What CMD gets if ocwrap dies.
     pub pdeath_signal: i32,
+    /// `--rewrite FROM:TO` (TO 0: dropped).
+    pub rewrites: Vec<(i32, i32)>,
+    /// ocwrap's own parent dying is a stop request (a foreground `spawn`,
+    /// or the npm launcher): ocwrap arms SIGTERM as its parent-death signal
+    /// once its signals are blocked, and if the parent is already gone,
+    /// it stops at once.
+    pub stop_with_parent: Option<Pid>,
 }
 
 /// Something else the loop watches while CMD runs (opencode's stdout).
@@ -77,13 +89,21 @@ pub struct Finished {
     pub orphans: u64,
 }
 
-/// Signals blocked and read from the signalfd.
-fn handled_signals() -> SigSet {
-    let mut sigs: Vec<i32> = signal::FORWARDED.to_vec();
-    // SIGTTOU/SIGTTIN: blocked so that handing the terminal to the child and
-    // taking it back never stops ocwrap itself.
-    sigs.extend([libc::SIGCHLD, libc::SIGTTOU, libc::SIGTTIN]);
-    SigSet::new(&sigs)
+/// Who may send a stop request during the teardown without it counting as
+/// a second one.
+struct Orderly {
+    /// The ocwrap that supervises ours, if any.
+    enclosing: Option<Pid>,
+    /// Our parent when we started: its parent-death signal is its last word.
+    parent: Pid,
+}
+
+impl Orderly {
+    fn covers(&self, r: &Received) -> bool {
+        r.sender > 0
+            && (Some(r.sender) == self.enclosing
+                || (r.sender == self.parent && sys::getppid() != self.parent))
+    }
 }
 
 pub struct Supervisor {
@@ -94,27 +114,55 @@ pub struct Supervisor {
     child_exit: Option<Exit>,
     /// What the last `waitpid` said: false once we have no child at all.
     has_children: bool,
+    /// CMD was given the terminal when it started (job control hands it
+    /// back and forth from then on).
+    owns_terminal: bool,
+    /// The terminal is CMD's right now.
     took_terminal: bool,
     orphans: u64,
-    /// Signals read in the batch that started the teardown, after the one
-    /// that did: the teardown sees them first.
-    carried: Vec<i32>,
+    orderly: Orderly,
+    /// Signals to take before reading the signalfd again: the rest of the
+    /// batch that started the teardown, or a stop request of our own.
+    carried: Vec<Received>,
     /// CMD's stdout, when the command asked for a pipe (`spawn`).
     stdout: Option<std::fs::File>,
+    /// CMD's name, as `/proc` shows a command (its file name, 15 bytes).
+    program: String,
 }
 
 impl Supervisor {
     /// Blocks the handled signals, becomes a subreaper and starts `cmd` in a
     /// new process group. Must run before any other child exists.
     pub fn start(config: Config, cmd: &mut Command) -> Result<Supervisor, SpawnError> {
-        let (sigfd, epoll) = Self::set_up().map_err(SpawnError::Other)?;
+        let handled = signal::handled();
+        let ignored = sys::inherited_ignored(&handled);
+        let (sigfd, epoll) = Self::set_up(&handled, &ignored).map_err(SpawnError::Other)?;
+        let mut carried = Vec::new();
+        if let Some(parent) = config.stop_with_parent
+            && !Self::arm_parent_death(parent).map_err(SpawnError::Other)?
+        {
+            carried.push(Received {
+                signal: libc::SIGTERM,
+                sender: 0,
+                from_kernel: true,
+            });
+        }
+        let orderly = Orderly {
+            enclosing: std::env::var(SUPERVISOR_VAR)
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            parent: sys::getppid(),
+        };
         let take_terminal = sys::stdin_tty_foreground();
+        cmd.env(SUPERVISOR_VAR, sys::getpid().to_string())
+            .env_remove(LAUNCHER_VAR);
         sys::configure_child(
             cmd,
             ChildSetup {
                 pdeath_signal: Some(config.pdeath_signal),
                 take_terminal,
                 parent: sys::getpid(),
+                ignored,
             },
         );
         let program = cmd.get_program().to_string_lossy().into_owned();
@@ -144,15 +192,29 @@ impl Supervisor {
             child: pid,
             child_exit: None,
             has_children: true,
+            owns_terminal: take_terminal,
             took_terminal: take_terminal,
             orphans: 0,
-            carried: Vec::new(),
+            orderly,
+            carried,
             stdout,
+            program: comm_of(&program),
         })
     }
 
-    fn set_up() -> Result<(SignalFd, Epoll)> {
-        let set = handled_signals();
+    /// Blocks every handled signal but the ones ocwrap's starter left
+    /// ignored (they stay ignored, and are neither forwarded nor acted on),
+    /// and reads them from a signalfd in one epoll set.
+    fn set_up(handled: &[i32], ignored: &[i32]) -> Result<(SignalFd, Epoll)> {
+        // SIGCHLD left ignored would make the kernel reap our children for
+        // us: ocwrap takes it back (CMD keeps it ignored).
+        sys::set_default(libc::SIGCHLD);
+        let taken: Vec<i32> = handled
+            .iter()
+            .copied()
+            .filter(|s| *s == libc::SIGCHLD || !ignored.contains(s))
+            .collect();
+        let set = SigSet::new(&taken);
         set.block().context("cannot block signals")?;
         let sigfd = SignalFd::new(&set).context("cannot create a signalfd")?;
         sys::set_child_subreaper().context("cannot become a child subreaper")?;
@@ -161,6 +223,13 @@ impl Supervisor {
             .add(sigfd.raw(), TOKEN_SIGNALS)
             .context("cannot watch the signalfd")?;
         Ok((sigfd, epoll))
+    }
+
+    /// SIGTERM when `parent` dies; false if it is no longer our parent.
+    fn arm_parent_death(parent: Pid) -> Result<bool> {
+        let alive =
+            sys::set_parent_death_signal(libc::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")?;
+        Ok(alive && sys::getppid() == parent)
     }
 
     pub fn child_pid(&self) -> Pid {
@@ -181,7 +250,7 @@ impl Supervisor {
                 .add(fd, TOKEN_ATTACHMENT)
                 .context("cannot watch the child's output")?;
         }
-        let (trigger, exempt) = self.until_trigger(&mut attachment)?;
+        let (trigger, first) = self.until_trigger(&mut attachment)?;
         self.give_back_terminal();
         crate::log::emit(
             if crate::log::is_json() {
@@ -195,7 +264,8 @@ impl Supervisor {
                    "grace_ms": self.config.plan.grace.as_millis() as u64,
                    "kill_timeout_ms": self.config.plan.kill_timeout.as_millis() as u64}),
         );
-        let teardown = Teardown::new(self.config.plan, trigger, exempt, Instant::now());
+        let teardown = Teardown::new(self.config.plan, trigger, first, Instant::now())
+            .with_cmd(self.child, self.program.clone());
         let mut tree = OwnTree {
             sup: self,
             holder: Holder::new(Owner::Tree),
@@ -214,11 +284,15 @@ impl Supervisor {
     fn until_trigger(
         &mut self,
         attachment: &mut Option<&mut dyn Attachment>,
-    ) -> Result<(Trigger, Exempt)> {
+    ) -> Result<(Trigger, Option<First>)> {
         let mut tokens = Vec::new();
         loop {
             let deadline = attachment.as_ref().and_then(|a| a.deadline());
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = if self.carried.is_empty() {
+                deadline.map(|d| d.saturating_duration_since(Instant::now()))
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
             tokens.clear();
             self.epoll
                 .wait(timeout, &mut tokens)
@@ -227,12 +301,12 @@ impl Supervisor {
                 && let Some(a) = attachment.as_deref_mut()
                 && let Some(trigger) = a.on_readable()
             {
-                return Ok((trigger, Exempt::Nobody));
+                return Ok((trigger, None));
             }
             // Signals are drained on every wake-up, whichever fd woke us.
             let mut signals = self.pending_signals()?.into_iter();
-            while let Some(sig) = signals.next() {
-                if let Some(found) = self.on_running_signal(sig)? {
+            while let Some(r) = signals.next() {
+                if let Some(found) = self.on_running_signal(r)? {
                     self.carried.extend(signals);
                     return Ok(found);
                 }
@@ -241,53 +315,144 @@ impl Supervisor {
                 && Instant::now() >= d
                 && let Some(trigger) = a.on_deadline()
             {
-                return Ok((trigger, Exempt::Nobody));
+                return Ok((trigger, None));
             }
         }
     }
 
     /// One signal while CMD runs; a trigger when it starts the teardown.
-    fn on_running_signal(&mut self, sig: i32) -> Result<Option<(Trigger, Exempt)>> {
-        if sig == libc::SIGCHLD {
-            self.reap()?;
-            return Ok(self
-                .child_exit
-                .map(|how| (Trigger::CmdExited(how), Exempt::Nobody)));
+    fn on_running_signal(&mut self, r: Received) -> Result<Option<(Trigger, Option<First>)>> {
+        let sig = r.signal;
+        match signal::role(sig) {
+            Role::Own if sig == libc::SIGCHLD => {
+                self.on_child_changed()?;
+                Ok(self.child_exit.map(|how| (Trigger::CmdExited(how), None)))
+            }
+            Role::Own => Ok(None),
+            Role::Stop => {
+                let group = self.config.forward_to == ForwardTo::Group;
+                // Who the group request reaches, seen before it does: a
+                // member that ends at once still gets its line in the report.
+                let members = if group {
+                    self.group_members()
+                } else {
+                    Vec::new()
+                };
+                let forwarded = self.forward(sig, group);
+                let first = First {
+                    cmd: self.child,
+                    group,
+                    forwarded,
+                    members,
+                };
+                Ok(Some((Trigger::Signal(sig), Some(first))))
+            }
+            Role::JobControl => {
+                // Like the terminal's Ctrl-Z: to CMD's whole group.
+                self.forward(sig, true);
+                Ok(None)
+            }
+            Role::Forward => {
+                if sig == libc::SIGCONT {
+                    self.continue_cmd();
+                } else {
+                    self.forward(sig, self.config.forward_to == ForwardTo::Group);
+                }
+                Ok(None)
+            }
         }
-        if !signal::FORWARDED.contains(&sig) {
-            return Ok(None);
-        }
-        self.forward(sig);
-        if !signal::is_terminating(sig) {
-            return Ok(None);
-        }
-        let exempt = match self.config.forward_to {
-            ForwardTo::Child => Exempt::Process(self.child),
-            ForwardTo::Group => Exempt::Group(self.child),
-        };
-        Ok(Some((Trigger::Signal(sig), exempt)))
     }
 
-    fn child_alive(&self) -> bool {
-        self.child_exit.is_none()
+    /// The live members of CMD's process group (all of them our
+    /// descendants: a group lives in one session, ours).
+    fn group_members(&self) -> Vec<Member> {
+        Snapshot::scan()
+            .live_descendants(&[sys::getpid()])
+            .into_iter()
+            .filter(|s| s.pgrp == self.child)
+            .map(kernel::member)
+            .collect()
     }
 
-    /// Forwards `sig` to CMD (or its group). Only while CMD is unreaped, so
-    /// its PID and group ID cannot belong to anyone else.
-    fn forward(&self, sig: i32) {
-        if !self.child_alive() {
+    /// SIGCHLD while CMD runs: CMD stopped (job control) or exited, and
+    /// orphans to reap.
+    fn on_child_changed(&mut self) -> Result<()> {
+        match sys::wait_stopped(self.child).context("waitpid failed")? {
+            Some(ChildState::Exited(how)) => self.note_exit(self.child, how),
+            Some(ChildState::Stopped(sig))
+                if matches!(sig, libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU) =>
+            {
+                self.stop_with_cmd(sig)
+            }
+            _ => {}
+        }
+        self.reap()?;
+        Ok(())
+    }
+
+    /// CMD was stopped from the terminal (or by a job-control signal): take
+    /// the terminal back and stop too, so that the shell sees its job
+    /// stopped and gets its prompt back. As PID 1 there is no shell to see
+    /// it: ocwrap keeps running.
+    fn stop_with_cmd(&mut self, sig: i32) {
+        if sys::getpid() == 1 {
             return;
         }
-        let target = match self.config.forward_to {
-            ForwardTo::Child => self.child,
-            ForwardTo::Group => -self.child,
-        };
+        // A terminal read or write stopped CMD while ocwrap itself is the
+        // terminal's foreground again (`fg` of a job that was running in
+        // the background sends no SIGCONT): CMD gets the terminal and goes
+        // on, as it would without ocwrap.
+        if matches!(sig, libc::SIGTTIN | libc::SIGTTOU)
+            && self.owns_terminal
+            && !self.took_terminal
+            && sys::stdin_tty_foreground()
+        {
+            self.took_terminal = sys::set_foreground(self.child).is_ok();
+            self.forward(libc::SIGCONT, true);
+            return;
+        }
+        crate::log::debug(
+            "child.stopped",
+            &format!("CMD was stopped by {}: stopping too", signal::name(sig)),
+            json!({"signal": signal::name(sig)}),
+        );
+        self.give_back_terminal();
+        // Execution goes on here once we are continued; the SIGCONT that
+        // continued us is then read from the signalfd (continue_cmd).
+        sys::stop_self();
+    }
+
+    /// SIGCONT: `fg` (we are the terminal's foreground again: CMD gets the
+    /// terminal back) or `bg` (it does not); CMD's group is continued.
+    fn continue_cmd(&mut self) {
+        if self.child_exit.is_some() {
+            return;
+        }
+        if self.owns_terminal && !self.took_terminal && sys::stdin_tty_foreground() {
+            self.took_terminal = sys::set_foreground(self.child).is_ok();
+        }
+        self.forward(libc::SIGCONT, true);
+    }
+
+    /// Forwards `sig` (after `--rewrite`) to CMD, or to its process group.
+    /// Only while CMD is unreaped, so its PID and group ID cannot belong to
+    /// anyone else. Returns what was sent (None: dropped, or CMD is gone).
+    fn forward(&self, sig: i32, group: bool) -> Option<i32> {
+        if self.child_exit.is_some() {
+            return None;
+        }
+        let sent = signal::rewritten(&self.config.rewrites, sig)?;
+        let target = if group { -self.child } else { self.child };
         crate::log::debug(
             "signal.forwarded",
-            &format!("forwarding {} to {}", signal::name(sig), target),
-            json!({"signal": signal::name(sig), "target": target}),
+            &format!(
+                "forwarding {} to {}{target}",
+                signal::name(sent),
+                if group { "group " } else { "" }
+            ),
+            json!({"signal": signal::name(sent), "received": signal::name(sig), "target": target}),
         );
-        let _ = sys::kill_pid(target, sig);
+        sys::kill_pid(target, sent).ok().map(|()| sent)
     }
 
     fn give_back_terminal(&mut self) {
@@ -331,11 +496,11 @@ impl Supervisor {
         }
     }
 
-    /// Drains the signalfd.
-    fn pending_signals(&mut self) -> Result<Vec<i32>> {
+    /// Drains the signalfd (after what was carried over).
+    fn pending_signals(&mut self) -> Result<Vec<Received>> {
         let mut out = std::mem::take(&mut self.carried);
-        while let Some(sig) = self.sigfd.read().context("cannot read the signalfd")? {
-            out.push(sig);
+        while let Some(r) = self.sigfd.read().context("cannot read the signalfd")? {
+            out.push(r);
         }
         Ok(out)
     }
@@ -346,6 +511,10 @@ impl Drop for Supervisor {
         self.give_back_terminal();
     }
 }
+
+/// Set by the npm package's launcher when it stays alive as ocwrap's
+/// parent (Node without `process.execve`): its PID.
+pub const LAUNCHER_VAR: &str = "OCWRAP_LAUNCHER_PID";
 
 /// Our own tree, as the teardown sees it: every descendant of ours, found
 /// by one scan of `/proc`; exits come from pidfds and from reaping; a stop
@@ -368,16 +537,42 @@ impl OwnTree<'_, '_> {
         Ok(())
     }
 
+    /// Signals during the teardown: SIGCHLD reaps; a stop request
+    /// escalates (unless it is the orderly part of a bigger teardown: the
+    /// enclosing ocwrap's, or our dead parent's last word); anything else
+    /// forwardable still goes to CMD while it lives.
     fn on_signals(&mut self, events: &mut Vec<Event>) -> io::Result<bool> {
         let mut reaped = false;
-        for sig in self.sup.pending_signals().map_err(io::Error::other)? {
+        for r in self.sup.pending_signals().map_err(io::Error::other)? {
+            let sig = r.signal;
             if sig == libc::SIGCHLD {
                 self.reaped(events)?;
                 reaped = true;
-            } else if signal::is_terminating(sig) {
-                events.push(Event::Escalate(sig));
-            } else if signal::FORWARDED.contains(&sig) {
-                self.sup.forward(sig);
+            } else if signal::escalates(sig) {
+                if self.sup.orderly.covers(&r) {
+                    crate::log::debug(
+                        "signal.orderly",
+                        &format!(
+                            "{} from {} is part of its own teardown",
+                            signal::name(sig),
+                            r.sender
+                        ),
+                        json!({"signal": signal::name(sig), "sender": r.sender}),
+                    );
+                } else {
+                    events.push(Event::Escalate(sig));
+                }
+            } else if matches!(signal::role(sig), Role::Forward | Role::JobControl) {
+                let group = self.sup.config.forward_to == ForwardTo::Group
+                    || signal::role(sig) == Role::JobControl
+                    || sig == libc::SIGCONT;
+                if let Some(sent) = self.sup.forward(sig, group) {
+                    events.push(Event::Forwarded {
+                        signal: sent,
+                        cmd: self.sup.child,
+                        group,
+                    });
+                }
             }
         }
         Ok(reaped)
@@ -402,6 +597,12 @@ impl ProcessTable for OwnTree<'_, '_> {
 
     fn signal(&mut self, m: &Member, sig: i32) -> Delivery {
         self.holder.deliver(&self.sup.epoll, m, sig)
+    }
+
+    /// As PID 1 of a PID namespace every other process in it is ours:
+    /// `kill(-1)` reaches exactly the tree, seen or not.
+    fn signal_unseen(&mut self, sig: i32) -> bool {
+        sys::kill_namespace(sig).is_ok()
     }
 
     fn wait(&mut self, deadline: Option<Instant>, events: &mut Vec<Event>) -> io::Result<()> {
@@ -445,6 +646,16 @@ impl ProcessTable for OwnTree<'_, '_> {
         }
         Some(!self.sup.has_children)
     }
+}
+
+/// A program's name as the kernel keeps it for `/proc/PID/stat`.
+fn comm_of(program: &str) -> String {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].to_string()
 }
 
 /// Why `cmd.spawn()` failed, as ocwrap reports it (see

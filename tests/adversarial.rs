@@ -659,7 +659,7 @@ fn a_sigterm_storm_during_the_teardown_means_one_teardown() {
     let _ = read_json(&out);
     kill_pid(r.pid(), libc::SIGTERM);
     assert!(
-        r.wait_for_stderr("received SIGTERM: sent SIGTERM to", T),
+        r.wait_for_stderr("received SIGTERM: forwarded SIGTERM to CMD", T),
         "{}",
         r.stderr()
     );
@@ -865,7 +865,7 @@ fn supervisor_killed_during_the_teardown_then_reap_ends_the_rest() {
     let (mut r, pids) = daemons(&s, true);
     kill_pid(r.pid(), libc::SIGTERM);
     assert!(
-        r.wait_for_stderr("received SIGTERM: sent SIGTERM to", T),
+        r.wait_for_stderr("received SIGTERM: forwarded SIGTERM to CMD", T),
         "{}",
         r.stderr()
     );

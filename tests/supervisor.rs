@@ -133,13 +133,13 @@ fn huge_durations_are_refused_before_anything_starts() {
         "31536001",
         "600000000000y",
     ] {
-        for flag in ["--grace", "--kill-timeout"] {
+        for flag in ["--grace", "--kill-timeout", "--linger"] {
             let (o, _) = run_output(s.ocwrap(&[flag, value, "--", "sh", "-c", &cmd]), T);
             refused(&o, &format!("{flag} {value}"));
             let (o, _) = run_output(s.ocwrap(&["run", flag, value, "sh", "-c", &cmd]), T);
             refused(&o, &format!("run {flag} {value}"));
         }
-        for var in ["OCWRAP_GRACE", "OCWRAP_KILL_TIMEOUT"] {
+        for var in ["OCWRAP_GRACE", "OCWRAP_KILL_TIMEOUT", "OCWRAP_LINGER"] {
             let mut c = s.ocwrap(&["--", "sh", "-c", &cmd]);
             c.env(var, value);
             let (o, _) = run_output(c, T);
@@ -232,8 +232,10 @@ fn stdin_and_stdout_pass_through() {
 fn child_starts_clean_in_its_own_group() {
     let s = Scene::new("clean");
     // ocwrap itself runs with SIGINT ignored and SIGUSR1 blocked (as under
-    // nohup or a shell's background job); the child must not inherit that,
-    // nor any of ocwrap's own descriptors. `cat` reports its own state.
+    // nohup or a shell's background job). The child must not inherit the
+    // mask, nor any of ocwrap's own descriptors; what its starter ignored
+    // stays ignored (python also leaves PIPE and XFSZ ignored), as tini
+    // does, and nothing else. `cat` reports its own state.
     let outer = "import os,signal,sys; signal.signal(signal.SIGINT, signal.SIG_IGN); \
                  signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1]); \
                  os.closerange(3, 65536); os.execv(sys.argv[1], sys.argv[1:])";
@@ -257,7 +259,21 @@ fn child_starts_clean_in_its_own_group() {
             .unwrap()
     };
     assert_eq!(field("SigBlk:"), "0000000000000000");
-    assert_eq!(field("SigIgn:"), "0000000000000000");
+    let bit = |sig: i32| 1u64 << (sig - 1);
+    assert_eq!(
+        u64::from_str_radix(&field("SigIgn:"), 16).unwrap(),
+        bit(libc::SIGINT) | bit(libc::SIGPIPE) | bit(libc::SIGXFSZ),
+        "{}",
+        field("SigIgn:")
+    );
+    // Started without inherited ignores, CMD ignores nothing, although
+    // ocwrap itself keeps SIGPIPE ignored.
+    let (o, _) = run_output(s.ocwrap(&["-q", "--", "cat", "/proc/self/status"]), T);
+    assert!(
+        stdout(&o).lines().any(|l| l == "SigIgn:\t0000000000000000"),
+        "{}",
+        stdout(&o)
+    );
     // ls opens the directory it lists as fd 3; nothing else may be open.
     assert_eq!(wrapped(&["ls", "/proc/self/fd"]), "0\n1\n2\n3\n");
     let stat = wrapped(&["cat", "/proc/self/stat"]);
@@ -581,15 +597,20 @@ fn quiet_verbose_and_json_logs() {
     let s = Scene::new("logs");
     let (o, _) = run_output(s.ocwrap(&["-q", "--", "true"]), T);
     assert_eq!(stderr(&o), "");
+    // Nothing to end: nothing to say at the default level.
     let (o, _) = run_output(s.ocwrap(&["--", "true"]), T);
+    assert_eq!(stderr(&o), "");
+    let (o, _) = run_output(s.ocwrap(&["-v", "--", "true"]), T);
     assert!(
-        stderr(&o).starts_with("ocwrap: teardown (CMD exited with status 0)"),
+        stderr(&o).contains("ocwrap: started true as")
+            && stderr(&o).contains("ocwrap: teardown (CMD exited with status 0)"),
         "{}",
         stderr(&o)
     );
-    let (o, _) = run_output(s.ocwrap(&["-v", "--", "true"]), T);
+    // Something ended on the stop signal: the summary at the default level.
+    let (o, _) = run_output(s.ocwrap(&["--", "sh", "-c", "sleep 1000 & exit 0"]), T);
     assert!(
-        stderr(&o).contains("ocwrap: started true as"),
+        stderr(&o).contains("ocwrap: teardown (CMD exited with status 0) done in"),
         "{}",
         stderr(&o)
     );

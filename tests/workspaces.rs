@@ -603,6 +603,47 @@ fn stop_takes_over_from_a_hung_supervisor() {
     assert!(ps(&s).is_empty());
 }
 
+#[test]
+fn a_workspace_inside_a_supervised_app_keeps_its_grace() {
+    // `ocwrap -- app` where the app runs a foreground `ocwrap spawn`: when
+    // the app dies, the workspace's ocwrap gets its parent-death SIGTERM
+    // and then the outer teardown's SIGTERM. Neither is a second stop
+    // request: opencode (which ignores SIGTERM) gets its full grace.
+    let mut s = Scene::new("nested");
+    let dir = folder(&s, "ws");
+    let out = s.path("spawn.json");
+    let err = s.path("spawn.err");
+    let script = format!(
+        "{} spawn --json --grace 2s --kill-timeout 5s --opencode {} {dir} > {} 2> {} & wait",
+        bin(),
+        fake(),
+        out.display(),
+        err.display()
+    );
+    let mut c = s.ocwrap(&["-q", "--grace", "30s", "--", "sh", "-c", &script]);
+    c.env("FAKE_OPENCODE_MODE", "ignore-term");
+    let outer = s.spawn(c);
+    assert!(
+        wait_until(T, || std::fs::read_to_string(&out)
+            .is_ok_and(|t| t.contains("\"url\""))),
+        "the workspace never got ready: {}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    let started = std::time::Instant::now();
+    kill_pid(outer as i32, libc::SIGTERM);
+    let status = s.wait(outer, T).expect("the outer ocwrap did not exit");
+    let took = started.elapsed();
+    let nested = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(status.code(), Some(143), "{nested}");
+    assert!(
+        !nested.contains("sending SIGKILL now"),
+        "the nested teardown escalated: {nested}"
+    );
+    assert!(nested.contains("grace expired"), "{nested}");
+    assert!(took >= Duration::from_secs(2), "took {took:?}: {nested}");
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+}
+
 /// The files of the state directory whose name starts with `id` (the
 /// record, the log and its rotated part), sorted.
 fn files_of(s: &Scene, id: &str) -> Vec<String> {

@@ -7,12 +7,17 @@ use anyhow::Result;
 
 use crate::cli::{GlobalArgs, SuperviseArgs};
 use crate::exit_code::{ExitCode, SpawnError};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{LAUNCHER_VAR, Supervisor};
 
 pub fn run(global: &GlobalArgs, opts: &SuperviseArgs, command: Vec<OsString>) -> Result<ExitCode> {
     let mut cmd = Command::new(&command[0]);
     cmd.args(&command[1..]);
-    let mut sup = match Supervisor::start(opts.config(), &mut cmd) {
+    // Behind the npm package's launcher (which stays alive as our parent
+    // where Node cannot exec us): its death is a stop request.
+    let launcher = std::env::var(LAUNCHER_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    let mut sup = match Supervisor::start(opts.config(launcher), &mut cmd) {
         Ok(s) => s,
         Err(e) => return Ok(spawn_failed(&e)),
     };
@@ -20,6 +25,7 @@ pub fn run(global: &GlobalArgs, opts: &SuperviseArgs, command: Vec<OsString>) ->
     Ok(crate::outcome::conclude(
         global.state_dir.as_deref(),
         opts.report.as_deref(),
+        &opts.remap_exit,
         &finished,
         None,
     ))

@@ -85,10 +85,29 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// The `/proc` directory, opened once per process.
+/// The `/proc` directory, opened once per process, if it is the `/proc` of
+/// our own PID namespace. One that is not mounted, or belongs to another
+/// namespace (its PIDs are not the ones our syscalls mean), is treated as
+/// showing nothing: ocwrap then never signals by what it says.
 fn proc_dir() -> Option<&'static sys::ProcDir> {
     static DIR: OnceLock<Option<sys::ProcDir>> = OnceLock::new();
-    DIR.get_or_init(|| sys::ProcDir::open().ok()).as_ref()
+    DIR.get_or_init(|| {
+        let ours = fs::read_link("/proc/self")
+            .ok()
+            .and_then(|p| p.to_str()?.parse::<Pid>().ok())
+            == Some(sys::getpid());
+        if ours {
+            sys::ProcDir::open().ok()
+        } else {
+            None
+        }
+    })
+    .as_ref()
+}
+
+/// Whether `/proc` can be read at all (mounted, and our namespace's).
+pub fn available() -> bool {
+    proc_dir().is_some()
 }
 
 /// Reads and parses `/proc/PID/stat`; None when the process is gone.
@@ -106,6 +125,7 @@ pub fn read_stat(pid: Pid) -> Option<Stat> {
 
 /// The real and effective uid of a process (from `/proc/PID/status`).
 pub fn read_uids(pid: Pid) -> Option<(u32, u32)> {
+    available().then_some(())?;
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_uids(&text)
 }
@@ -123,8 +143,11 @@ pub fn read_cmdline(pid: Pid) -> String {
 }
 
 /// The arguments of a process, from `/proc/PID/cmdline` (empty for a
-/// kernel thread or a process that is gone).
+/// kernel thread, a process that is gone, or a `/proc` that is not ours).
 pub fn read_argv(pid: Pid) -> Vec<String> {
+    if !available() {
+        return Vec::new();
+    }
     fs::read(format!("/proc/{pid}/cmdline"))
         .map(|bytes| split_argv(&bytes))
         .unwrap_or_default()
@@ -145,6 +168,9 @@ pub fn split_argv(bytes: &[u8]) -> Vec<String> {
 
 /// Whether the environment of `pid` holds exactly `entry` (`NAME=value`).
 pub fn environ_has(pid: Pid, entry: &str) -> bool {
+    if !available() {
+        return false;
+    }
     match fs::read(format!("/proc/{pid}/environ")) {
         Ok(bytes) => bytes.split(|&b| b == 0).any(|e| e == entry.as_bytes()),
         Err(_) => false,
@@ -168,6 +194,9 @@ pub fn children_of(pid: Pid) -> Vec<Pid> {
 /// or hidden from us (`hidepid`, another user's process), so an empty list
 /// would not mean "no children".
 pub fn try_children_of(pid: Pid) -> Option<Vec<Pid>> {
+    if !available() {
+        return None;
+    }
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut out = Vec::new();
     let mut read_any = false;
@@ -187,7 +216,8 @@ pub fn try_children_of(pid: Pid) -> Option<Vec<Pid>> {
 /// (CONFIG_PROC_CHILDREN): then a tree can be read without scanning every
 /// process on the machine.
 pub fn children_files() -> bool {
-    std::path::Path::new(&format!("/proc/self/task/{}/children", sys::getpid())).exists()
+    available()
+        && std::path::Path::new(&format!("/proc/self/task/{}/children", sys::getpid())).exists()
 }
 
 #[cfg(test)]

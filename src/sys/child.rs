@@ -57,6 +57,9 @@ pub struct ChildSetup {
     /// Our PID: if the child's parent is no longer this by the time the
     /// death signal is armed, we already died and the child must not run.
     pub parent: Pid,
+    /// Signals that stay ignored for the child (they were ignored when
+    /// ocwrap started); every other one gets its default action.
+    pub ignored: Vec<i32>,
 }
 
 /// `struct sigaction` as the kernel's rt_sigaction takes it (x86-64/arm64).
@@ -69,14 +72,21 @@ struct KernelSigaction {
 }
 
 /// Arranges for the command's child to start in a new process group, with a
-/// clean signal mask, default dispositions and a parent-death signal.
+/// clean signal mask, default dispositions (but for the ones its starter
+/// ignored) and a parent-death signal.
 pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
     cmd.process_group(0);
     let ChildSetup {
         pdeath_signal,
         take_terminal,
         parent,
+        ignored,
     } = setup;
+    // A plain bit set: the closure below must not allocate.
+    let ignored: u64 = ignored
+        .iter()
+        .filter(|&&s| (1..=64).contains(&s))
+        .fold(0, |m, &s| m | 1 << (s - 1));
     // SAFETY: the closure runs in the forked child before exec and only
     // calls async-signal-safe functions (sigprocmask, rt_sigaction, prctl,
     // getppid, tcsetpgrp, getpid, _exit); it allocates nothing.
@@ -97,18 +107,24 @@ pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
             // may have ignored (nohup, a shell's SIGINT for background jobs).
             // The raw syscall, because glibc refuses signals 32 and 33 (its
             // own), which a parent may still have left ignored.
-            let dfl = KernelSigaction {
-                handler: libc::SIG_DFL,
+            let action = |handler| KernelSigaction {
+                handler,
                 flags: 0,
                 restorer: 0,
                 mask: 0,
             };
+            let (dfl, ign) = (action(libc::SIG_DFL), action(libc::SIG_IGN));
             for sig in 1..=64 {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    let act = if ignored & (1 << (sig - 1)) != 0 {
+                        &ign
+                    } else {
+                        &dfl
+                    };
                     libc::syscall(
                         libc::SYS_rt_sigaction,
                         sig,
-                        &dfl,
+                        act,
                         std::ptr::null_mut::<KernelSigaction>(),
                         8usize,
                     );

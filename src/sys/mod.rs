@@ -36,8 +36,11 @@ pub use daemon::{
 pub use epoll::Epoll;
 pub use pidfd::{pidfd_open, pidfd_send_signal};
 pub use procdir::ProcDir;
-pub use signals::{SigSet, SignalFd, default_sigpipe, ignore_sigpipe, kill_pid};
-pub use wait::{Exit, reap_all, reap_pid};
+pub use signals::{
+    Received, SigSet, SignalFd, default_sigpipe, ignore_sigpipe, inherited_ignored, kill_namespace,
+    kill_pid, set_default, stop_self,
+};
+pub use wait::{ChildState, Exit, reap_all, reap_pid, wait_stopped};
 
 pub type Pid = i32;
 
@@ -60,6 +63,11 @@ fn cvt_long(ret: libc::c_long) -> io::Result<libc::c_long> {
 pub fn getpid() -> Pid {
     // SAFETY: getpid cannot fail.
     unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> Pid {
+    // SAFETY: getppid cannot fail.
+    unsafe { libc::getppid() }
 }
 
 pub fn getuid() -> u32 {

@@ -3,6 +3,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{Pid, cvt, getpid};
 
@@ -35,6 +36,17 @@ impl SigSet {
     }
 }
 
+/// One signal taken from the signalfd, with who sent it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub signal: i32,
+    /// The sender's PID in our namespace (0: the kernel, or a process
+    /// outside our PID namespace).
+    pub sender: Pid,
+    /// Raised by the kernel itself (a terminal's Ctrl-C, a hangup).
+    pub from_kernel: bool,
+}
+
 /// A signalfd: blocked signals become readable records, so the event loop
 /// takes them synchronously together with its other fds (no handlers).
 pub struct SignalFd(OwnedFd);
@@ -49,7 +61,7 @@ impl SignalFd {
     }
 
     /// Next pending signal, or None when none is queued.
-    pub fn read(&self) -> io::Result<Option<i32>> {
+    pub fn read(&self) -> io::Result<Option<Received>> {
         let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
         loop {
@@ -68,7 +80,11 @@ impl SignalFd {
             }
             // SAFETY: the kernel filled the whole struct (n == size).
             let info = unsafe { info.assume_init() };
-            return Ok(Some(info.ssi_signo as i32));
+            return Ok(Some(Received {
+                signal: info.ssi_signo as i32,
+                sender: info.ssi_pid as Pid,
+                from_kernel: info.ssi_code == libc::SI_KERNEL,
+            }));
         }
     }
 
@@ -90,12 +106,68 @@ pub fn kill_pid(target: Pid, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether SIGPIPE was ignored when ocwrap started (before
+/// [`ignore_sigpipe`] ignored it for ocwrap itself).
+static PIPE_WAS_IGNORED: AtomicBool = AtomicBool::new(false);
+
 /// Ignores SIGPIPE: writes to a closed pipe fail with EPIPE instead.
+/// Remembers whether it was ignored already.
 pub fn ignore_sigpipe() {
+    // SAFETY: setting a standard disposition has no preconditions; the
+    // previous one is returned.
+    let old = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    PIPE_WAS_IGNORED.store(old == libc::SIG_IGN, Ordering::Relaxed);
+}
+
+/// The signals ocwrap's own parent left ignored (`nohup`, a shell's `&`)
+/// among `signals`: they stay ignored for CMD.
+pub fn inherited_ignored(signals: &[i32]) -> Vec<i32> {
+    let mut out: Vec<i32> = signals
+        .iter()
+        .copied()
+        .filter(|&s| s != libc::SIGPIPE && is_ignored(s))
+        .collect();
+    if PIPE_WAS_IGNORED.load(Ordering::Relaxed) {
+        out.push(libc::SIGPIPE);
+    }
+    out
+}
+
+fn is_ignored(sig: i32) -> bool {
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: a null new action only reads the current one into `old`.
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: sigaction filled `old` when it returned 0.
+    rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Restores the default action of `sig` for ocwrap itself (SIGCHLD must
+/// not stay ignored: the kernel would reap our children for us).
+pub fn set_default(sig: i32) {
     // SAFETY: setting a standard disposition has no preconditions.
     unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(sig, libc::SIG_DFL);
     }
+}
+
+/// Stops ocwrap itself, as a shell's job: when CMD was stopped from the
+/// terminal, the shell must see its job (us) stopped too.
+pub fn stop_self() {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGSTOP);
+    }
+}
+
+/// As PID 1 of a PID namespace, sends `sig` to every other process in it
+/// (`kill(-1)`): all of them are ocwrap's descendants. Refused otherwise.
+pub fn kill_namespace(sig: i32) -> io::Result<()> {
+    if getpid() != 1 {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    cvt(unsafe { libc::kill(-1, sig) })?;
+    Ok(())
 }
 
 /// Restores SIGPIPE's default action so that a closed stdout ends a listing

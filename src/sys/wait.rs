@@ -71,6 +71,33 @@ pub fn reap_pid(pid: Pid) -> io::Result<Option<Exit>> {
     }
 }
 
+/// What `waitpid(pid, WUNTRACED)` saw of one child.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildState {
+    Exited(Exit),
+    /// Stopped by this signal (job control).
+    Stopped(i32),
+}
+
+/// Reaps `pid` if it exited, or reports that it was stopped (each stop is
+/// reported once); `None` when nothing changed.
+pub fn wait_stopped(pid: Pid) -> io::Result<Option<ChildState>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: status points to a valid int.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::WUNTRACED) } {
+        0 => Ok(None),
+        -1 => {
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ECHILD) | Some(libc::EINTR) => Ok(None),
+                _ => Err(e),
+            }
+        }
+        _ if libc::WIFSTOPPED(status) => Ok(Some(ChildState::Stopped(libc::WSTOPSIG(status)))),
+        _ => Ok(Some(ChildState::Exited(decode_status(status)))),
+    }
+}
+
 fn decode_status(status: libc::c_int) -> Exit {
     if libc::WIFSIGNALED(status) {
         Exit::Signal(libc::WTERMSIG(status))

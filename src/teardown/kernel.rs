@@ -228,6 +228,10 @@ impl ProcessTable for Foreign {
         Ok(())
     }
 
+    fn signal_unseen(&mut self, _sig: i32) -> bool {
+        false
+    }
+
     fn empty(&mut self) -> Option<bool> {
         None
     }

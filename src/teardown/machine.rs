@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{EndedBy, Plan, ProcessOutcome, Summary, Survivor, Trigger, deadline, fmt_ms};
+use super::{
+    EndedBy, Plan, ProcessOutcome, SentSignal, Summary, Survivor, Trigger, deadline, fmt_ms,
+};
 use crate::log::{self, Level};
 use crate::proc::ProcId;
 use crate::signal;
@@ -56,8 +58,11 @@ pub enum Event {
     /// This process, held since it was signalled (or reaped as our child),
     /// has ended.
     Ended(Pid),
-    /// A stop request arrived during the teardown: SIGKILL now.
+    /// A stop request arrived during the teardown: SIGKILL now (or, while
+    /// lingering, start the graceful phase now).
     Escalate(i32),
+    /// The table forwarded `signal` to CMD (`cmd`), or to its process group.
+    Forwarded { signal: i32, cmd: Pid, group: bool },
 }
 
 /// The processes of a tree, as the machine sees them. The kernel's tables
@@ -72,6 +77,10 @@ pub trait ProcessTable {
     /// it so that its exit is reported. The machine never asks about a
     /// process after it was reported ended.
     fn signal(&mut self, m: &Member, sig: i32) -> Delivery;
+    /// Sends `sig` to every process of the tree that scans cannot show,
+    /// where the table has a way to reach exactly the tree (as PID 1 of a
+    /// PID namespace, `kill(-1)` does). Returns false when it has none.
+    fn signal_unseen(&mut self, sig: i32) -> bool;
     /// Waits until something happens or `deadline` passes (None: no
     /// deadline), and appends what happened to `events`.
     fn wait(&mut self, deadline: Option<Instant>, events: &mut Vec<Event>) -> io::Result<()>;
@@ -82,27 +91,32 @@ pub trait ProcessTable {
     fn empty(&mut self) -> Option<bool>;
 }
 
-/// Processes that already got the stop request forwarded (CMD, or its
-/// process group) and are not sent the stop signal again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exempt {
-    Nobody,
-    Process(Pid),
-    Group(Pid),
+/// A stop request was forwarded to CMD (or CMD's process group) before the
+/// teardown started: CMD goes first. The rest of the tree gets the stop
+/// signal once CMD has exited (or SIGKILL at the end of the grace).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct First {
+    pub cmd: Pid,
+    /// The request went to CMD's whole process group.
+    pub group: bool,
+    /// What CMD got (after `--rewrite`); None when the rewrite dropped it.
+    pub forwarded: Option<i32>,
+    /// The members of CMD's group as a scan saw them right before a group
+    /// request, so that the report has them even if they end before the
+    /// teardown's first sweep.
+    pub members: Vec<Member>,
 }
 
-impl Exempt {
-    fn covers(self, m: &Member) -> bool {
-        match self {
-            Exempt::Nobody => false,
-            Exempt::Process(pid) => m.pid() == pid,
-            Exempt::Group(pgrp) => m.pgrp == pgrp,
-        }
+impl First {
+    fn covers(&self, m: &Member) -> bool {
+        m.pid() == self.cmd || (self.group && m.pgrp == self.cmd)
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
+    /// CMD exited by itself: the rest may end on its own (`--linger`).
+    Lingering,
     Graceful,
     Forced,
     Done,
@@ -112,50 +126,105 @@ struct Tracked {
     member: Member,
     stop_signalled: bool,
     killed: bool,
+    /// The table holds it (a pidfd, or our child): a sweep need not.
+    held: bool,
     watched: bool,
+    signals: Vec<SentSignal>,
 }
 
 pub struct Teardown {
     plan: Plan,
     trigger: Trigger,
-    exempt: Exempt,
+    first: Option<First>,
+    /// CMD's PID and name, so that the report has its line even when it
+    /// was gone before any scan (it exited by itself, or right after the
+    /// stop request), and when it ended (ms since the start).
+    cmd: Option<(Pid, String)>,
+    cmd_ended_ms: Option<u64>,
+    /// CMD has not exited yet: the rest waits for it.
+    waiting_for_cmd: bool,
     started: Instant,
-    grace_deadline: Instant,
-    kill_deadline: Instant,
+    phase_deadline: Instant,
     phase: Phase,
     tracked: HashMap<Pid, Tracked>,
     outcomes: Vec<ProcessOutcome>,
+    /// Processes ocwrap sent at least one signal to.
+    signalled: HashSet<ProcId>,
     sweeps: u32,
     last_sweep: Instant,
     /// A held process ended since the last sweep.
     ended_since_sweep: bool,
     /// Some member cannot report its exit.
     unwatched: bool,
+    /// The unseen rest of the tree got the current phase's signal.
+    unseen_signalled: Option<Phase>,
     escalated: bool,
     grace_timeout_hit: bool,
 }
 
 impl Teardown {
-    /// A teardown whose clock starts at `now`.
-    pub fn new(plan: Plan, trigger: Trigger, exempt: Exempt, now: Instant) -> Teardown {
-        let grace_deadline = deadline(now, plan.grace);
+    /// A teardown whose clock starts at `now`. `first`: CMD already got the
+    /// stop request and goes first.
+    pub fn new(plan: Plan, trigger: Trigger, first: Option<First>, now: Instant) -> Teardown {
+        let linger = matches!(trigger, Trigger::CmdExited(_)) && !plan.linger.is_zero();
+        let (phase, until) = if linger {
+            (Phase::Lingering, plan.linger)
+        } else {
+            (Phase::Graceful, plan.grace)
+        };
+        let waiting_for_cmd = first.is_some();
+        let mut tracked = HashMap::new();
+        let mut signalled = HashSet::new();
+        for m in first.iter().flat_map(|f| f.members.iter()) {
+            let forwarded = first.as_ref().and_then(|f| f.forwarded);
+            if forwarded.is_some() {
+                signalled.insert(m.id);
+            }
+            tracked.insert(
+                m.pid(),
+                Tracked {
+                    member: m.clone(),
+                    stop_signalled: true,
+                    killed: false,
+                    held: false,
+                    watched: false,
+                    signals: forwarded
+                        .map(|s| SentSignal::new(s, 0))
+                        .into_iter()
+                        .collect(),
+                },
+            );
+        }
         Teardown {
             plan,
             trigger,
-            exempt,
+            first,
+            cmd: None,
+            cmd_ended_ms: None,
+            waiting_for_cmd,
+            tracked,
+            signalled,
             started: now,
-            grace_deadline,
-            kill_deadline: deadline(grace_deadline, plan.kill_timeout),
-            phase: Phase::Graceful,
-            tracked: HashMap::new(),
+            phase_deadline: deadline(now, until),
+            phase,
             outcomes: Vec::new(),
             sweeps: 0,
             last_sweep: now,
             ended_since_sweep: false,
             unwatched: false,
+            unseen_signalled: None,
             escalated: false,
             grace_timeout_hit: false,
         }
+    }
+
+    /// Names CMD, for its line in the report.
+    pub fn with_cmd(mut self, pid: Pid, command: String) -> Teardown {
+        self.cmd = Some((pid, command));
+        if matches!(self.trigger, Trigger::CmdExited(_)) {
+            self.cmd_ended_ms = Some(0);
+        }
+        self
     }
 
     /// The driver loop: runs the teardown to its end.
@@ -191,8 +260,8 @@ impl Teardown {
     /// When the loop must wake even if nothing happens.
     fn next_deadline(&self) -> Option<Instant> {
         let d = match self.phase {
-            Phase::Graceful => self.grace_deadline,
-            Phase::Forced => self.kill_deadline.min(self.last_sweep + FORCED_RESWEEP),
+            Phase::Lingering | Phase::Graceful => self.phase_deadline,
+            Phase::Forced => self.phase_deadline.min(self.last_sweep + FORCED_RESWEEP),
             Phase::Done => return None,
         };
         Some(if self.unwatched {
@@ -208,6 +277,23 @@ impl Teardown {
             || (self.phase == Phase::Forced && now >= self.last_sweep + FORCED_RESWEEP)
     }
 
+    /// The signal the current phase sends a member (0: only hold it),
+    /// and whether a stopped member also needs SIGCONT.
+    fn phase_signal(&self, m: &Member) -> (i32, bool) {
+        match self.phase {
+            Phase::Forced => (libc::SIGKILL, false),
+            Phase::Lingering => (0, false),
+            _ if self.first.as_ref().is_some_and(|f| f.covers(m)) => (0, m.stopped),
+            _ if self.waiting_for_cmd => (0, false),
+            // A stopped process cannot act on the stop signal until it is
+            // continued (systemd does the same).
+            _ => (
+                self.plan.stop_signal,
+                m.stopped && self.plan.stop_signal != libc::SIGKILL,
+            ),
+        }
+    }
+
     /// One scan: signals every member not yet signalled in this phase.
     /// Returns how many processes were newly signalled.
     fn sweep(&mut self, table: &mut dyn ProcessTable) -> usize {
@@ -215,21 +301,25 @@ impl Teardown {
         self.last_sweep = table.now();
         self.ended_since_sweep = false;
         self.unwatched = false;
-        let forced = self.phase == Phase::Forced;
-        let mut signalled = 0;
         let members = table.scan();
         self.forget_unwatched_gone(&members, table.now());
+        let mut signalled = 0;
+        let seen_any = !members.is_empty();
         for m in members {
+            let (phase_sig, cont) = self.phase_signal(&m);
             if let Some(t) = self.tracked.get_mut(&m.pid()) {
                 if t.member.id == m.id {
-                    if forced && !t.killed {
-                        t.killed = true;
-                        signalled += 1;
-                        let delivery = table.signal(&m, libc::SIGKILL);
-                        self.after_delivery(m.pid(), delivery, table.now());
-                    } else if !t.watched {
+                    t.member.stopped = m.stopped;
+                    if !t.held {
+                        // Known before the teardown began: hold it now.
+                        let sent = t.stop_signalled && phase_sig != libc::SIGKILL;
+                        self.deliver(&m, if sent { 0 } else { phase_sig }, cont, table);
+                        continue;
+                    }
+                    if !t.watched {
                         self.unwatched = true;
                     }
+                    signalled += self.catch_up(m.pid(), table);
                     continue;
                 }
                 // The PID was recycled inside the tree: the process we held
@@ -239,11 +329,38 @@ impl Teardown {
             }
             signalled += self.take(m, table);
         }
+        if !seen_any {
+            self.signal_unseen(table);
+        }
         if table.empty().is_none() && self.tracked.is_empty() {
             // A foreign tree: a sweep that finds nobody is the proof.
             self.phase = Phase::Done;
         }
         signalled
+    }
+
+    /// Nobody is visible but the table knows the tree is not empty: reach
+    /// the rest where the table can (PID 1).
+    fn signal_unseen(&mut self, table: &mut dyn ProcessTable) {
+        if table.empty() != Some(false) || self.unseen_signalled == Some(self.phase) {
+            return;
+        }
+        let sig = match self.phase {
+            Phase::Graceful if !self.waiting_for_cmd => self.plan.stop_signal,
+            Phase::Forced => libc::SIGKILL,
+            _ => return,
+        };
+        self.unseen_signalled = Some(self.phase);
+        if table.signal_unseen(sig) {
+            log::info(
+                "teardown.signalled_unseen",
+                &format!(
+                    "/proc shows none of the processes left: sent {} to every process of the PID namespace",
+                    signal::name(sig)
+                ),
+                json!({"signal": signal::name(sig)}),
+            );
+        }
     }
 
     /// A held process that no event can announce (no pidfd) and that the
@@ -263,103 +380,174 @@ impl Teardown {
         }
     }
 
+    /// A held member that the current phase has not signalled yet gets its
+    /// signal (the rest, once CMD has exited; everyone, once forced).
+    /// Returns 1 if a signal was sent.
+    fn catch_up(&mut self, pid: Pid, table: &mut dyn ProcessTable) -> usize {
+        let Some(t) = self.tracked.get(&pid) else {
+            return 0;
+        };
+        let due = match self.phase {
+            Phase::Forced => !t.killed,
+            Phase::Graceful => !t.stop_signalled && self.phase_signal(&t.member).0 != 0,
+            _ => false,
+        };
+        if !due {
+            return 0;
+        }
+        let m = t.member.clone();
+        let (sig, cont) = self.phase_signal(&m);
+        self.deliver(&m, sig, cont, table);
+        usize::from(self.tracked.contains_key(&pid))
+    }
+
     /// Starts holding a member the sweep found; signals it as the phase
     /// says. Returns 1 if a signal was sent.
     fn take(&mut self, m: Member, table: &mut dyn ProcessTable) -> usize {
-        let forced = self.phase == Phase::Forced;
-        let (sig, cont) = if forced {
-            (libc::SIGKILL, false)
-        } else if self.exempt.covers(&m) {
-            // It already got the forwarded signal; stopped, it could not act
-            // on it until the SIGKILL.
-            (0, m.stopped)
-        } else {
-            // A stopped process cannot act on the stop signal until it is
-            // continued (systemd does the same).
-            (
-                self.plan.stop_signal,
-                m.stopped && self.plan.stop_signal != libc::SIGKILL,
-            )
+        let (sig, cont) = self.phase_signal(&m);
+        let mut t = Tracked {
+            member: m,
+            stop_signalled: false,
+            killed: false,
+            held: false,
+            watched: true,
+            signals: Vec::new(),
         };
-        let mut delivery = table.signal(&m, sig);
+        if let Some(f) = &self.first
+            && f.covers(&t.member)
+        {
+            // It got the forwarded stop request before the teardown began.
+            t.stop_signalled = true;
+            if let Some(s) = f.forwarded {
+                t.signals.push(SentSignal::new(s, 0));
+                self.signalled.insert(t.member.id);
+            }
+        }
+        let pid = t.member.pid();
+        let member = t.member.clone();
+        self.tracked.insert(pid, t);
+        self.deliver(&member, sig, cont, table);
+        usize::from(sig != 0 && self.tracked.contains_key(&pid))
+    }
+
+    /// Sends `sig` (and SIGCONT if `cont`) to a held member and notes what
+    /// the table said. A member that is gone is recorded as ended.
+    fn deliver(&mut self, m: &Member, sig: i32, cont: bool, table: &mut dyn ProcessTable) {
+        let mut delivery = table.signal(m, sig);
         if cont && delivery != Delivery::Gone {
-            delivery = table.signal(&m, libc::SIGCONT);
+            delivery = table.signal(m, libc::SIGCONT);
         }
         let now = table.now();
-        let t = Tracked {
-            member: m,
-            stop_signalled: !forced,
-            killed: forced,
-            watched: delivery == Delivery::Watched,
+        let after_ms = self.ms_since_start(now);
+        let Some(t) = self.tracked.get_mut(&m.pid()) else {
+            return;
         };
         if delivery == Delivery::Gone {
-            // It vanished between the scan and the signal.
-            let pid = t.member.pid();
-            self.outcomes.push(ProcessOutcome {
-                pid,
-                command: t.member.command,
-                ended_by: EndedBy::Itself,
-                after_ms: self.ms_since_start(now),
-            });
-            return 0;
+            // It vanished between the scan and the signal: this signal did
+            // not end it.
+            let t = self.tracked.remove(&m.pid()).expect("held");
+            self.record(t, now);
+            return;
         }
+        for s in [sig, if cont { libc::SIGCONT } else { 0 }] {
+            if s != 0 {
+                t.signals.push(SentSignal::new(s, after_ms));
+                self.signalled.insert(m.id);
+            }
+        }
+        match sig {
+            libc::SIGKILL => t.killed = true,
+            0 => {}
+            _ => t.stop_signalled = true,
+        }
+        t.held = true;
+        t.watched = delivery == Delivery::Watched;
         if !t.watched {
             self.unwatched = true;
         }
         if log::enabled(Level::Debug) && sig != 0 {
             log::debug(
                 "process.signalled",
-                &format!(
-                    "sent {} to {} ({})",
-                    signal::name(sig),
-                    t.member.pid(),
-                    t.member.command
-                ),
-                json!({"target_pid": t.member.pid(), "command": t.member.command,
-                       "phase": if forced { "forced" } else { "graceful" }}),
+                &format!("sent {} to {} ({})", signal::name(sig), m.pid(), m.command),
+                json!({"target_pid": m.pid(), "command": m.command, "signal": signal::name(sig),
+                       "after_ms": after_ms}),
             );
-        }
-        self.tracked.insert(t.member.pid(), t);
-        usize::from(sig != 0)
-    }
-
-    /// A held process got SIGKILL: note what the table said of it.
-    fn after_delivery(&mut self, pid: Pid, delivery: Delivery, now: Instant) {
-        match delivery {
-            Delivery::Gone => {
-                if let Some(mut t) = self.tracked.remove(&pid) {
-                    // It was already gone: the kill did not end it.
-                    t.killed = false;
-                    self.record(t, now);
-                }
-            }
-            Delivery::Unwatched => {
-                if let Some(t) = self.tracked.get_mut(&pid) {
-                    t.watched = false;
-                }
-                self.unwatched = true;
-            }
-            Delivery::Watched => {}
         }
     }
 
     fn on_event(&mut self, ev: Event, table: &mut dyn ProcessTable) {
         match ev {
-            Event::Ended(pid) => self.ended(pid, table.now()),
-            Event::Escalate(sig) => {
-                if self.phase == Phase::Graceful {
-                    log::info(
-                        "teardown.escalated",
-                        &format!(
-                            "second {} during the grace: sending SIGKILL now",
-                            signal::name(sig)
-                        ),
-                        json!({"signal": signal::name(sig)}),
-                    );
-                    self.escalated = true;
-                    self.enter_forced(table);
+            Event::Ended(pid) => {
+                if self.cmd.as_ref().is_some_and(|(c, _)| *c == pid) {
+                    self.cmd_ended_ms = Some(self.ms_since_start(table.now()));
+                }
+                self.ended(pid, table.now());
+                if self.waiting_for_cmd && self.first.as_ref().is_some_and(|f| f.cmd == pid) {
+                    self.cmd_ended(table);
                 }
             }
+            Event::Escalate(sig) => self.escalate(sig, table),
+            Event::Forwarded { signal, cmd, group } => {
+                let after_ms = self.ms_since_start(table.now());
+                for t in self.tracked.values_mut() {
+                    if t.member.pid() == cmd || (group && t.member.pgrp == cmd) {
+                        t.signals.push(SentSignal::new(signal, after_ms));
+                        self.signalled.insert(t.member.id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// CMD exited after the stop request: now the rest gets the stop
+    /// signal, within what is left of the grace.
+    fn cmd_ended(&mut self, table: &mut dyn ProcessTable) {
+        self.waiting_for_cmd = false;
+        if self.phase != Phase::Graceful {
+            return;
+        }
+        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
+        let n: usize = pids.into_iter().map(|p| self.catch_up(p, table)).sum();
+        let n = n + self.sweep(table);
+        if n > 0 {
+            log::info(
+                "teardown.signalled",
+                &format!(
+                    "CMD exited: sent {} to {n} process(es)",
+                    signal::name(self.plan.stop_signal)
+                ),
+                json!({"trigger": "cmd_exited", "signal": signal::name(self.plan.stop_signal),
+                       "count": n}),
+            );
+        }
+    }
+
+    fn escalate(&mut self, sig: i32, table: &mut dyn ProcessTable) {
+        match self.phase {
+            Phase::Lingering => {
+                log::info(
+                    "teardown.stop_requested",
+                    &format!(
+                        "{} during the linger: ending the rest now",
+                        signal::name(sig)
+                    ),
+                    json!({"signal": signal::name(sig)}),
+                );
+                self.enter_graceful(table);
+            }
+            Phase::Graceful => {
+                log::info(
+                    "teardown.escalated",
+                    &format!(
+                        "second {} during the grace: sending SIGKILL now",
+                        signal::name(sig)
+                    ),
+                    json!({"signal": signal::name(sig)}),
+                );
+                self.escalated = true;
+                self.enter_forced(table);
+            }
+            _ => {}
         }
     }
 
@@ -375,26 +563,39 @@ impl Teardown {
 
     /// Advances the phase when its deadline passed.
     fn on_time(&mut self, table: &mut dyn ProcessTable) {
-        let now = table.now();
-        if self.phase == Phase::Graceful && now >= self.grace_deadline {
-            self.grace_timeout_hit = true;
-            let left = self.tracked.len();
-            log::info(
-                "teardown.grace_expired",
-                &format!("grace expired with {left} process(es) left: sending SIGKILL"),
-                json!({"left": left}),
-            );
-            self.enter_forced(table);
-        } else if self.phase == Phase::Forced && now >= self.kill_deadline {
-            self.phase = Phase::Done;
+        if table.now() < self.phase_deadline {
+            return;
         }
+        match self.phase {
+            Phase::Lingering => self.enter_graceful(table),
+            Phase::Graceful => {
+                self.grace_timeout_hit = true;
+                let left = self.tracked.len();
+                log::info(
+                    "teardown.grace_expired",
+                    &format!("grace expired with {left} process(es) left: sending SIGKILL"),
+                    json!({"left": left}),
+                );
+                self.enter_forced(table);
+            }
+            Phase::Forced => self.phase = Phase::Done,
+            Phase::Done => {}
+        }
+    }
+
+    fn enter_graceful(&mut self, table: &mut dyn ProcessTable) {
+        self.phase = Phase::Graceful;
+        self.phase_deadline = deadline(table.now(), self.plan.grace);
+        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
+        let n: usize = pids.into_iter().map(|p| self.catch_up(p, table)).sum();
+        let n = n + self.sweep(table);
+        self.announce(n);
     }
 
     fn enter_forced(&mut self, table: &mut dyn ProcessTable) {
         // Exits already queued ended on the stop signal: take them first, so
-        // they are not counted as killed.
-        // (A bounded number of batches: a storm of signals must not keep us
-        // here.)
+        // they are not counted as killed (a bounded number of batches: a
+        // storm of signals must not keep us here).
         let mut events = Vec::new();
         for _ in 0..64 {
             events.clear();
@@ -413,19 +614,11 @@ impl Teardown {
             }
         }
         self.phase = Phase::Forced;
-        self.kill_deadline = deadline(table.now(), self.plan.kill_timeout);
-        let held: Vec<Member> = self
-            .tracked
-            .values()
-            .filter(|t| !t.killed)
-            .map(|t| t.member.clone())
-            .collect();
-        for m in held {
-            if let Some(t) = self.tracked.get_mut(&m.pid()) {
-                t.killed = true;
-            }
-            let delivery = table.signal(&m, libc::SIGKILL);
-            self.after_delivery(m.pid(), delivery, table.now());
+        self.waiting_for_cmd = false;
+        self.phase_deadline = deadline(table.now(), self.plan.kill_timeout);
+        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
+        for pid in pids {
+            self.catch_up(pid, table);
         }
         self.sweep(table);
     }
@@ -464,23 +657,65 @@ impl Teardown {
             command: t.member.command,
             ended_by,
             after_ms,
+            signals: t.signals,
         });
     }
 
-    /// The first sweep's line: what the trigger made ocwrap signal.
-    fn announce(&self, signalled: usize) {
-        if self.tracked.is_empty() && signalled == 0 {
+    /// CMD's line in the report when no scan saw it: it ended by itself
+    /// (or on the forwarded stop request) before the machine could hold it.
+    fn record_unseen_cmd(&mut self, survivors: &[Survivor]) {
+        let Some((pid, command)) = self.cmd.clone() else {
+            return;
+        };
+        if self.outcomes.iter().any(|o| o.pid == pid) || survivors.iter().any(|s| s.pid == pid) {
             return;
         }
+        let Some(after_ms) = self.cmd_ended_ms else {
+            return;
+        };
+        let forwarded = self.first.as_ref().and_then(|f| f.forwarded);
+        self.outcomes.push(ProcessOutcome {
+            pid,
+            command,
+            ended_by: if forwarded.is_some() {
+                EndedBy::StopSignal
+            } else {
+                EndedBy::Itself
+            },
+            after_ms,
+            signals: forwarded
+                .map(|s| SentSignal::new(s, 0))
+                .into_iter()
+                .collect(),
+        });
+    }
+
+    /// The line that says what the trigger made ocwrap signal.
+    fn announce(&self, signalled: usize) {
+        if self.phase == Phase::Lingering || (self.tracked.is_empty() && signalled == 0) {
+            return;
+        }
+        let stop = signal::name(self.plan.stop_signal);
+        let msg = match &self.first {
+            Some(f) if self.waiting_for_cmd => format!(
+                "{}: {} CMD ({}); the rest ({} process(es)) gets {stop} once CMD has exited",
+                self.trigger,
+                match f.forwarded {
+                    Some(s) => format!("forwarded {} to", signal::name(s)),
+                    None => "forwarded nothing to".into(),
+                },
+                f.cmd,
+                self.tracked
+                    .values()
+                    .filter(|t| !f.covers(&t.member))
+                    .count(),
+            ),
+            _ => format!("{}: sent {stop} to {signalled} process(es)", self.trigger),
+        };
         log::info(
             "teardown.signalled",
-            &format!(
-                "{}: sent {} to {signalled} process(es)",
-                self.trigger,
-                signal::name(self.plan.stop_signal)
-            ),
-            json!({"trigger": self.trigger.to_string(),
-                   "signal": signal::name(self.plan.stop_signal), "count": signalled}),
+            &msg,
+            json!({"trigger": self.trigger.to_string(), "signal": stop, "count": signalled}),
         );
     }
 
@@ -488,34 +723,46 @@ impl Teardown {
     fn finish(mut self, table: &mut dyn ProcessTable) -> Summary {
         let now = table.now();
         let empty = table.empty();
-        let survivors: Vec<Member> = if empty == Some(true)
+        let left: Vec<Member> = if empty == Some(true)
             || (self.phase == Phase::Done && self.tracked.is_empty() && empty.is_none())
         {
             Vec::new()
         } else {
             table.scan()
         };
-        let unseen = survivors.is_empty() && empty == Some(false);
+        let unseen = left.is_empty() && empty == Some(false);
+        let mut survivors = Vec::new();
+        for m in left {
+            let signals = self
+                .tracked
+                .remove(&m.pid())
+                .map(|t| t.signals)
+                .unwrap_or_default();
+            survivors.push(Survivor {
+                pid: m.pid(),
+                command: m.command,
+                signals,
+            });
+        }
         let held: Vec<Pid> = self.tracked.keys().copied().collect();
         for pid in held {
             let t = self.tracked.remove(&pid).expect("held");
-            if !survivors.iter().any(|s| s.id == t.member.id) {
-                self.record(t, now);
-            }
+            self.record(t, now);
         }
+        self.record_unseen_cmd(&survivors);
         let count = |e: EndedBy| self.outcomes.iter().filter(|o| o.ended_by == e).count();
+        // CMD got the forwarded stop request even if it was gone before a
+        // scan could see it.
+        let cmd_unseen = self.first.as_ref().is_some_and(|f| {
+            f.forwarded.is_some() && !self.signalled.iter().any(|id| id.pid == f.cmd)
+        });
         Summary {
             trigger: self.trigger.clone(),
             duration_ms: self.ms_since_start(now),
             ended_on_stop_signal: count(EndedBy::StopSignal),
             killed: count(EndedBy::Kill),
-            survivors: survivors
-                .into_iter()
-                .map(|m| Survivor {
-                    pid: m.pid(),
-                    command: m.command,
-                })
-                .collect(),
+            signalled: self.signalled.len() + usize::from(cmd_unseen),
+            survivors,
             unseen,
             sweeps: self.sweeps,
             grace_timeout_hit: self.grace_timeout_hit,

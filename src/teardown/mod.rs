@@ -17,6 +17,17 @@
 //!  it is stopped)          until the tree is empty   exit status 125
 //! ```
 //!
+//! Before that clock, two things can change who is signalled first:
+//! - a stop request (SIGTERM, SIGPWR) was forwarded to CMD before the
+//!   teardown began ([`First`]): CMD goes first, so that it can shut its own
+//!   children down in order. The rest of the tree is held but gets the stop
+//!   signal only once CMD has exited; whatever is left at the end of the
+//!   grace gets SIGKILL. The bound stays grace + kill-timeout from the
+//!   request.
+//! - CMD exited by itself and `--linger` is set: the rest of the tree may
+//!   end on its own for that long (held, not signalled) before the graceful
+//!   phase begins; a stop request meanwhile begins it at once.
+//!
 //! The machine never sleeps a fixed time: it waits on the kernel (a pidfd
 //! per signalled process, SIGCHLD) with the next deadline as its timeout,
 //! and it ends the moment the tree is empty, in any phase. A second stop
@@ -49,8 +60,8 @@ mod summary;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-pub use machine::{Delivery, Event, Exempt, Member, ProcessTable, Teardown};
-pub use summary::{EndedBy, ProcessOutcome, Summary, Survivor};
+pub use machine::{Delivery, Event, First, Member, ProcessTable, Teardown};
+pub use summary::{EndedBy, ProcessOutcome, SentSignal, Summary, Survivor};
 
 use crate::sys::Exit;
 
@@ -61,6 +72,9 @@ pub struct Plan {
     pub stop_signal: i32,
     pub grace: Duration,
     pub kill_timeout: Duration,
+    /// When CMD exits by itself: how long the rest may take to end on its
+    /// own before the stop signal.
+    pub linger: Duration,
 }
 
 /// Why a teardown started.
@@ -107,9 +121,10 @@ pub fn end_foreign(
         stop_signal: libc::SIGTERM,
         grace,
         kill_timeout,
+        linger: Duration::ZERO,
     };
     let mut table = kernel::Foreign::new(roots)?;
-    Teardown::new(plan, trigger, Exempt::Nobody, Instant::now()).run(&mut table)
+    Teardown::new(plan, trigger, None, Instant::now()).run(&mut table)
 }
 
 /// `t + d`, or a point far enough in the future when that does not fit: a

@@ -19,6 +19,24 @@ pub enum EndedBy {
     Itself,
 }
 
+/// A signal ocwrap sent a process of the tree, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SentSignal {
+    /// `SIGTERM`, `SIGKILL`…
+    pub signal: String,
+    /// Milliseconds from the teardown's start.
+    pub after_ms: u64,
+}
+
+impl SentSignal {
+    pub fn new(sig: i32, after_ms: u64) -> SentSignal {
+        SentSignal {
+            signal: crate::signal::name(sig),
+            after_ms,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ProcessOutcome {
     pub pid: Pid,
@@ -26,12 +44,15 @@ pub struct ProcessOutcome {
     pub ended_by: EndedBy,
     /// Milliseconds from the teardown's start until the exit was seen.
     pub after_ms: u64,
+    /// Exactly the signals ocwrap sent it.
+    pub signals: Vec<SentSignal>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Survivor {
     pub pid: Pid,
     pub command: String,
+    pub signals: Vec<SentSignal>,
 }
 
 #[derive(Clone, Debug)]
@@ -40,6 +61,9 @@ pub struct Summary {
     pub duration_ms: u64,
     pub ended_on_stop_signal: usize,
     pub killed: usize,
+    /// How many processes ocwrap sent a signal to (the forwarded stop
+    /// request included).
+    pub signalled: usize,
     pub survivors: Vec<Survivor>,
     /// The table knew that processes of the tree were left but could not
     /// show them (e.g. `/proc` hidden): not a success.

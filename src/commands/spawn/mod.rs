@@ -56,16 +56,6 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
             Err(caller_exit) => return Ok(caller_exit),
         }
     } else {
-        // A foreground workspace belongs to whoever started it: when that
-        // process dies (even by SIGKILL), we get SIGTERM and tear down. The
-        // signal is blocked by then and read like any other.
-        if !sys::set_parent_death_signal(libc::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")? {
-            crate::log::warn(
-                "workspace.parent_gone",
-                "the process that started ocwrap spawn is already gone",
-                json!({}),
-            );
-        }
         Reporter::Stdout
     };
     let ws = Workspace {
@@ -147,7 +137,10 @@ impl Workspace<'_> {
         if self.log.is_some() {
             sys::stderr_to_stdout(&mut cmd);
         }
-        let mut sup = match Supervisor::start(self.args.supervise.config(), &mut cmd) {
+        // A foreground workspace belongs to whoever started it: when that
+        // process dies (even by SIGKILL), we get SIGTERM and tear down.
+        let parent = (!self.args.detach).then(sys::getppid);
+        let mut sup = match Supervisor::start(self.args.supervise.config(parent), &mut cmd) {
             Ok(s) => s,
             Err(e) => return Ok(self.start_failed(e, reporter)),
         };
@@ -269,6 +262,7 @@ impl Workspace<'_> {
         let code = crate::outcome::conclude(
             self.global.state_dir.as_deref(),
             self.args.supervise.report.as_deref(),
+            &self.args.supervise.remap_exit,
             finished,
             Some(self.id),
         );

@@ -37,6 +37,8 @@ struct FakeProc {
 enum Action {
     Spawn(FakeProc),
     Escalate(i32),
+    /// The table forwarded this signal to this CMD.
+    Forward(i32, Pid),
 }
 
 /// A fake kernel: processes, a clock, and a log of every signal delivered.
@@ -50,6 +52,11 @@ struct Fake {
     stale: Vec<ProcId>,
     /// Own tree (the table knows when it is empty) or foreign.
     knows_empty: bool,
+    /// Every "unseen" process counts for emptiness (processes /proc hides).
+    hidden_count: bool,
+    /// signal_unseen works (we are PID 1) and what it was asked.
+    can_broadcast: bool,
+    broadcasts: Vec<i32>,
     start: Instant,
 }
 
@@ -80,7 +87,17 @@ fn plan(grace_ms: u64, kill_ms: u64) -> Plan {
         stop_signal: libc::SIGTERM,
         grace: Duration::from_millis(grace_ms),
         kill_timeout: Duration::from_millis(kill_ms),
+        linger: Duration::ZERO,
     }
+}
+
+fn first(cmd: Pid, group: bool) -> Option<First> {
+    Some(First {
+        cmd,
+        group,
+        forwarded: Some(libc::SIGTERM),
+        members: Vec::new(),
+    })
 }
 
 impl Fake {
@@ -94,6 +111,9 @@ impl Fake {
             delivered: Vec::new(),
             stale: Vec::new(),
             knows_empty: true,
+            hidden_count: false,
+            can_broadcast: false,
+            broadcasts: Vec::new(),
             start: now,
         }
     }
@@ -104,8 +124,16 @@ impl Fake {
         self
     }
 
-    fn run(&mut self, plan: Plan, exempt: Exempt) -> Summary {
-        let td = Teardown::new(plan, Trigger::CmdExited(Exit::Code(0)), exempt, self.now);
+    fn run(&mut self, plan: Plan, first: Option<First>) -> Summary {
+        let trigger = match first {
+            Some(_) => Trigger::Signal(libc::SIGTERM),
+            None => Trigger::CmdExited(Exit::Code(0)),
+        };
+        self.run_for(plan, trigger, first)
+    }
+
+    fn run_for(&mut self, plan: Plan, trigger: Trigger, first: Option<First>) -> Summary {
+        let td = Teardown::new(plan, trigger, first, self.now);
         td.run(self).expect("fake tables do not fail")
     }
 
@@ -151,6 +179,11 @@ impl Fake {
             match action {
                 Action::Spawn(p) => self.procs.push(p),
                 Action::Escalate(sig) => events.push(Event::Escalate(sig)),
+                Action::Forward(signal, cmd) => events.push(Event::Forwarded {
+                    signal,
+                    cmd,
+                    group: false,
+                }),
             }
         }
     }
@@ -170,6 +203,16 @@ impl ProcessTable for Fake {
             }
         }
         out
+    }
+
+    fn signal_unseen(&mut self, sig: i32) -> bool {
+        self.broadcasts.push(sig);
+        if self.can_broadcast && sig == libc::SIGKILL {
+            for p in self.procs.iter_mut().filter(|p| p.alive && !p.in_tree) {
+                p.dies_at = Some(self.now + MS);
+            }
+        }
+        self.can_broadcast
     }
 
     fn signal(&mut self, m: &Member, sig: i32) -> Delivery {
@@ -214,8 +257,9 @@ impl ProcessTable for Fake {
     }
 
     fn empty(&mut self) -> Option<bool> {
+        let hidden = self.hidden_count;
         self.knows_empty
-            .then(|| !self.procs.iter().any(|p| p.alive && p.in_tree))
+            .then(|| !self.procs.iter().any(|p| p.alive && (p.in_tree || hidden)))
     }
 }
 
@@ -237,7 +281,7 @@ fn returns_the_moment_the_tree_is_empty() {
         proc_(10, Reaction::DiesAfter(5 * MS)),
         proc_(11, Reaction::DiesAfter(12 * MS)),
     ]);
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert_eq!(ms(&s), 12, "ends with the last exit, not with the grace");
     assert_eq!(s.ended_on_stop_signal, 2);
@@ -249,7 +293,7 @@ fn returns_the_moment_the_tree_is_empty() {
 #[test]
 fn an_empty_tree_ends_at_once_without_a_sweep() {
     let mut fake = Fake::new(vec![]);
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean());
     assert_eq!((ms(&s), s.sweeps), (0, 0));
 }
@@ -260,7 +304,7 @@ fn grace_expiry_sends_sigkill_to_what_is_left() {
         proc_(10, Reaction::DiesAfter(5 * MS)),
         proc_(11, Reaction::IgnoresTerm),
     ]);
-    let s = fake.run(plan(2_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(2_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert!(s.grace_timeout_hit);
     assert_eq!(
@@ -277,7 +321,7 @@ fn grace_expiry_sends_sigkill_to_what_is_left() {
 fn a_second_stop_request_escalates_at_once() {
     let mut fake =
         Fake::new(vec![proc_(10, Reaction::IgnoresTerm)]).at(300, Action::Escalate(libc::SIGINT));
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.escalated && !s.grace_timeout_hit, "{s:?}");
     assert_eq!(
         fake.signals_to(10),
@@ -291,7 +335,7 @@ fn a_resweep_finds_processes_born_during_the_teardown() {
     // 10 forks 20 before it dies; 20 was not there at the first scan.
     let mut fake = Fake::new(vec![proc_(10, Reaction::DiesAfter(50 * MS))])
         .at(10, Action::Spawn(proc_(20, Reaction::DiesAfter(5 * MS))));
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert_eq!(fake.signals_to(20), vec![(libc::SIGTERM, 50)]);
     assert_eq!(outcome(&s, 20), vec![EndedBy::StopSignal]);
@@ -303,7 +347,7 @@ fn a_resweep_finds_processes_born_during_the_teardown() {
 fn the_forced_phase_resweeps_for_children_forked_by_a_dying_parent() {
     let mut fake = Fake::new(vec![proc_(10, Reaction::KillTakes(100 * MS))])
         .at(1_010, Action::Spawn(proc_(20, Reaction::IgnoresTerm)));
-    let s = fake.run(plan(1_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(1_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     // 20 appeared after the forced phase's first sweep: the periodic sweep
     // 50 ms later kills it.
@@ -316,13 +360,14 @@ fn survivors_of_the_kill_timeout_are_reported() {
         proc_(10, Reaction::Unkillable),
         proc_(11, Reaction::DiesAfter(MS)),
     ]);
-    let s = fake.run(plan(1_000, 2_000), Exempt::Nobody);
+    let s = fake.run(plan(1_000, 2_000), None);
     assert!(!s.clean());
     assert_eq!(
         s.survivors,
         vec![Survivor {
             pid: 10,
-            command: "p10".into()
+            command: "p10".into(),
+            signals: vec![SentSignal::new(15, 0), SentSignal::new(9, 1_000)],
         }]
     );
     assert_eq!(ms(&s), 3_000, "grace + kill-timeout, not a moment longer");
@@ -334,7 +379,7 @@ fn a_process_that_vanishes_between_scan_and_signal_is_not_signalled() {
     let mut p = proc_(10, Reaction::IgnoresTerm);
     p.vanishes_after_scan = true;
     let mut fake = Fake::new(vec![p, proc_(11, Reaction::DiesAfter(MS))]);
-    let s = fake.run(plan(1_000, 1_000), Exempt::Nobody);
+    let s = fake.run(plan(1_000, 1_000), None);
     assert!(s.clean(), "{s:?}");
     assert!(fake.signals_to(10).is_empty());
     assert_eq!(outcome(&s, 10), vec![EndedBy::Itself]);
@@ -352,7 +397,7 @@ fn a_pid_recycled_inside_the_tree_is_a_new_process() {
     new.member.id.start_time = 99;
     let mut fake =
         Fake::new(vec![old, proc_(11, Reaction::DiesAfter(200 * MS))]).at(10, Action::Spawn(new));
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     let new_id = ProcId {
         pid: 10,
@@ -383,7 +428,7 @@ fn a_pid_recycled_outside_the_tree_is_never_signalled() {
     stranger.member.id.start_time = 99;
     let mut fake =
         Fake::new(vec![old, proc_(11, Reaction::IgnoresTerm)]).at(6, Action::Spawn(stranger));
-    let s = fake.run(plan(1_000, 1_000), Exempt::Nobody);
+    let s = fake.run(plan(1_000, 1_000), None);
     assert!(s.clean(), "{s:?}");
     assert!(
         !fake.delivered.iter().any(|(id, _, _)| id.start_time == 99),
@@ -399,14 +444,14 @@ fn a_process_without_pidfd_is_watched_by_resweeping() {
     let mut p = proc_(10, Reaction::DiesAfter(30 * MS));
     p.watchable = false;
     let mut fake = Fake::new(vec![p]);
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert_eq!(ms(&s), 30, "the own tree knows when it is empty");
     let mut p = proc_(10, Reaction::DiesAfter(30 * MS));
     p.watchable = false;
     let mut foreign = Fake::new(vec![p]);
     foreign.knows_empty = false;
-    let s = foreign.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = foreign.run(plan(10_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert_eq!(ms(&s), 40, "seen gone by the sweep 20 ms after the last");
 }
@@ -415,32 +460,61 @@ fn a_process_without_pidfd_is_watched_by_resweeping() {
 fn a_foreign_tree_ends_with_a_sweep_that_finds_nobody() {
     let mut fake = Fake::new(vec![proc_(10, Reaction::DiesAfter(7 * MS))]);
     fake.knows_empty = false;
-    let s = fake.run(plan(10_000, 5_000), Exempt::Nobody);
+    let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert_eq!((ms(&s), s.sweeps), (7, 2));
 }
 
 #[test]
-fn the_exempt_process_is_held_not_signalled_and_a_stopped_one_continued() {
+fn cmd_goes_first_and_the_rest_gets_the_stop_signal_once_it_exited() {
     let mut cmd = proc_(10, Reaction::DiesAfter(5 * MS));
     cmd.member.stopped = true;
-    // It got the forwarded stop request before the teardown started.
-    cmd.dies_at = Some(Instant::now() + 5 * MS);
     let mut stopped = proc_(11, Reaction::DiesAfter(5 * MS));
     stopped.member.stopped = true;
-    let mut fake = Fake::new(vec![cmd, stopped]);
-    // The forwarded stop request already went to 10: it is continued only.
-    let s = fake.run(plan(10_000, 5_000), Exempt::Process(10));
+    let mut fake = Fake::new(vec![cmd, stopped, proc_(12, Reaction::DiesAfter(5 * MS))]);
+    // It got the forwarded stop request before the teardown started.
+    fake.procs[0].dies_at = Some(fake.start + 100 * MS);
+    let s = fake.run(plan(10_000, 5_000), first(10, false));
+    assert!(s.clean(), "{s:?}");
+    // CMD is only continued (it already has its stop request)…
     assert_eq!(fake.signals_to(10), vec![(libc::SIGCONT, 0)]);
+    // …and the rest waits for it.
     assert_eq!(
         fake.signals_to(11),
-        vec![(libc::SIGTERM, 0), (libc::SIGCONT, 0)]
+        vec![(libc::SIGTERM, 100), (libc::SIGCONT, 100)]
     );
-    assert!(s.clean(), "{s:?}");
+    assert_eq!(fake.signals_to(12), vec![(libc::SIGTERM, 100)]);
+    assert_eq!(ms(&s), 105);
+    // The report says what CMD got, and when: the forwarded request at 0.
+    let cmd = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    let got: Vec<_> = cmd
+        .signals
+        .iter()
+        .map(|x| (x.signal.as_str(), x.after_ms))
+        .collect();
+    assert_eq!(got, [("SIGTERM", 0), ("SIGCONT", 0)]);
+    assert_eq!(s.signalled, 3);
 }
 
 #[test]
-fn a_group_exemption_covers_every_member_of_the_group() {
+fn a_cmd_that_takes_the_whole_grace_leaves_the_rest_to_sigkill() {
+    let mut fake = Fake::new(vec![
+        proc_(10, Reaction::IgnoresTerm),
+        proc_(11, Reaction::DiesAfter(5 * MS)),
+    ]);
+    let s = fake.run(plan(1_000, 5_000), first(10, false));
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(fake.signals_to(11), vec![(libc::SIGKILL, 1_000)]);
+    assert_eq!(fake.signals_to(10), vec![(libc::SIGKILL, 1_000)]);
+    assert_eq!(
+        ms(&s),
+        1_001,
+        "bounded by grace + kill-timeout from the request"
+    );
+}
+
+#[test]
+fn a_group_request_covers_every_member_of_cmds_group() {
     let mut a = proc_(10, Reaction::DiesAfter(MS));
     a.member.pgrp = 10;
     let mut b = proc_(11, Reaction::DiesAfter(MS));
@@ -450,46 +524,125 @@ fn a_group_exemption_covers_every_member_of_the_group() {
     for p in &mut fake.procs[..2] {
         p.dies_at = Some(fake.start + 3 * MS);
     }
-    let s = fake.run(plan(10_000, 5_000), Exempt::Group(10));
+    let s = fake.run(plan(10_000, 5_000), first(10, true));
     assert!(fake.signals_to(10).is_empty() && fake.signals_to(11).is_empty());
-    assert_eq!(fake.signals_to(12), vec![(libc::SIGTERM, 0)]);
+    assert_eq!(fake.signals_to(12), vec![(libc::SIGTERM, 3)]);
     assert!(s.clean());
+    assert_eq!(outcome(&s, 11), vec![EndedBy::StopSignal]);
+}
+
+#[test]
+fn a_forwarded_signal_during_the_teardown_is_on_the_record() {
+    let mut fake = Fake::new(vec![proc_(10, Reaction::IgnoresTerm)]);
+    fake.procs[0].dies_at = Some(fake.start + 50 * MS);
+    fake.scheduled
+        .push((fake.start + 20 * MS, Action::Forward(libc::SIGUSR1, 10)));
+    let s = fake.run(plan(10_000, 5_000), first(10, false));
+    let got: Vec<_> = s.processes[0]
+        .signals
+        .iter()
+        .map(|x| (x.signal.as_str(), x.after_ms))
+        .collect();
+    assert_eq!(got, [("SIGTERM", 0), ("SIGUSR1", 20)]);
+}
+
+#[test]
+fn lingering_lets_the_rest_end_on_its_own() {
+    let mut fake = Fake::new(vec![proc_(11, Reaction::IgnoresTerm)]);
+    fake.procs[0].dies_at = Some(fake.start + 300 * MS);
+    let mut p = plan(10_000, 5_000);
+    p.linger = Duration::from_secs(30);
+    let s = fake.run(p, None);
+    assert!(s.clean(), "{s:?}");
+    assert!(fake.signals_to(11).is_empty(), "{:?}", fake.delivered);
+    assert_eq!(outcome(&s, 11), vec![EndedBy::Itself]);
+    assert_eq!((ms(&s), s.signalled), (300, 0));
+}
+
+#[test]
+fn after_the_linger_the_rest_gets_the_full_teardown() {
+    let mut fake = Fake::new(vec![proc_(11, Reaction::IgnoresTerm)]);
+    let mut p = plan(2_000, 5_000);
+    p.linger = Duration::from_secs(1);
+    let s = fake.run(p, None);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(
+        fake.signals_to(11),
+        vec![(libc::SIGTERM, 1_000), (libc::SIGKILL, 3_000)]
+    );
+}
+
+#[test]
+fn a_stop_request_during_the_linger_starts_the_graceful_phase_at_once() {
+    let mut fake = Fake::new(vec![proc_(11, Reaction::DiesAfter(10 * MS))])
+        .at(200, Action::Escalate(libc::SIGTERM));
+    let mut p = plan(2_000, 5_000);
+    p.linger = Duration::from_secs(30);
+    let s = fake.run(p, None);
+    assert!(s.clean() && !s.escalated, "{s:?}");
+    assert_eq!(fake.signals_to(11), vec![(libc::SIGTERM, 200)]);
+    assert_eq!(ms(&s), 210);
+}
+
+#[test]
+fn a_stop_request_does_not_linger() {
+    let mut fake = Fake::new(vec![
+        proc_(10, Reaction::DiesAfter(MS)),
+        proc_(11, Reaction::DiesAfter(MS)),
+    ]);
+    fake.procs[0].dies_at = Some(fake.start + 10 * MS);
+    let mut p = plan(2_000, 5_000);
+    p.linger = Duration::from_secs(30);
+    let s = fake.run(p, first(10, false));
+    assert_eq!(fake.signals_to(11), vec![(libc::SIGTERM, 10)]);
+    assert_eq!(ms(&s), 11);
+}
+
+#[test]
+fn as_pid_1_processes_proc_cannot_show_are_still_reached() {
+    let mut hidden = proc_(10, Reaction::IgnoresTerm);
+    hidden.in_tree = false;
+    let mut fake = Fake::new(vec![hidden]);
+    fake.hidden_count = true;
+    fake.can_broadcast = true;
+    let s = fake.run(plan(1_000, 1_000), None);
+    assert_eq!(fake.broadcasts, vec![libc::SIGTERM, libc::SIGKILL]);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(ms(&s), 1_001);
 }
 
 #[test]
 fn unseen_children_are_not_a_success() {
-    // The table knows processes are left but the scan cannot show them.
+    // The table knows processes are left but the scan cannot show them,
+    // and it has no way to reach them (not PID 1).
     let mut hidden = proc_(10, Reaction::IgnoresTerm);
     hidden.in_tree = false;
     let mut fake = Fake::new(vec![hidden]);
-    // Emptiness as the kernel sees it, not as the scan does.
-    struct Hidden(Fake);
-    impl ProcessTable for Hidden {
-        fn now(&self) -> Instant {
-            self.0.now()
-        }
-        fn scan(&mut self) -> Vec<Member> {
-            self.0.scan()
-        }
-        fn signal(&mut self, m: &Member, sig: i32) -> Delivery {
-            self.0.signal(m, sig)
-        }
-        fn wait(&mut self, d: Option<Instant>, e: &mut Vec<Event>) -> io::Result<()> {
-            self.0.wait(d, e)
-        }
-        fn empty(&mut self) -> Option<bool> {
-            Some(!self.0.procs.iter().any(|p| p.alive))
-        }
-    }
-    fake.now = fake.start;
-    let mut t = Hidden(fake);
-    let td = Teardown::new(
-        plan(100, 100),
-        Trigger::Signal(libc::SIGTERM),
-        Exempt::Nobody,
-        t.now(),
-    );
-    let s = td.run(&mut t).unwrap();
+    fake.hidden_count = true;
+    let s = fake.run_for(plan(100, 100), Trigger::Signal(libc::SIGTERM), None);
     assert!(s.unseen && !s.clean(), "{s:?}");
     assert!(s.survivors.is_empty());
+    assert_eq!(fake.broadcasts, vec![libc::SIGTERM, libc::SIGKILL]);
+}
+
+#[test]
+fn a_group_member_that_ends_before_the_first_sweep_is_on_the_record() {
+    // Seen in CMD's group right before the group request; gone by the
+    // teardown's first scan.
+    let mut fake = Fake::new(vec![proc_(10, Reaction::DiesAfter(MS))]);
+    fake.procs[0].dies_at = Some(fake.start + 20 * MS);
+    let mut early = member(11, 11);
+    early.pgrp = 10;
+    let mut f = first(10, true).unwrap();
+    f.members = vec![early];
+    let s = fake.run(plan(10_000, 5_000), Some(f));
+    assert!(s.clean(), "{s:?}");
+    let got = s
+        .processes
+        .iter()
+        .find(|o| o.pid == 11)
+        .expect("on the record");
+    assert_eq!(got.ended_by, EndedBy::StopSignal);
+    assert_eq!(got.signals, vec![SentSignal::new(libc::SIGTERM, 0)]);
+    assert_eq!(s.signalled, 2);
 }
