@@ -122,6 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Stop every workspace')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON object')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also print debug messages (same as --log-level debug)')

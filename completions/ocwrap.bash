@@ -565,7 +565,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__stop)
-            opts="-q -v -h --all --grace --kill-timeout --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --all --json --grace --kill-timeout --quiet --verbose --log-level --log-format --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -115,6 +115,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
             cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand --all 'Stop every workspace'
+            cand --json 'Print the result as one JSON object'
             cand -q 'Only print errors (same as --log-level error)'
             cand --quiet 'Only print errors (same as --log-level error)'
             cand -v 'Also print debug messages (same as --log-level debug)'

@@ -123,6 +123,7 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l log-format -d 'Lo
 json\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l all -d 'Stop every workspace'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l json -d 'Print the result as one JSON object'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s h -l help -d 'Print help'

@@ -286,6 +286,10 @@ pub struct StopArgs {
     #[arg(long)]
     pub all: bool,
 
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+
     #[command(flatten)]
     pub limits: Limits,
 }

@@ -715,10 +715,15 @@ fn report_file_and_counters_record_every_teardown() {
     assert_eq!(d["killed"], 2);
     assert_eq!(d["grace_timeout_hit"], true);
     let procs = d["processes"].as_array().unwrap();
-    assert_eq!(procs.len(), 3, "{d}");
+    // The three descendants, and CMD, which exited by itself (no signal).
+    assert_eq!(procs.len(), 4, "{d}");
     assert!(
         procs.iter().any(|p| p["ended_by"] == "kill")
             && procs.iter().any(|p| p["ended_by"] == "stop_signal")
+            && procs
+                .iter()
+                .any(|p| p["ended_by"] == "itself" && p["signals"] == serde_json::json!([])),
+        "{d}"
     );
     assert!(d["timeline"].as_array().unwrap().len() >= 3);
 

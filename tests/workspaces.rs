@@ -644,6 +644,97 @@ fn a_workspace_inside_a_supervised_app_keeps_its_grace() {
     assert!(s.alive().is_empty(), "{:?}", s.alive());
 }
 
+#[test]
+fn machine_readable_results_for_the_js_api() {
+    // ps --json's started_at, stop --json, stats --json's last teardown,
+    // and the foreground spawn's second line.
+    let mut s = Scene::new("ws-api");
+    let dir = folder(&s, "repo");
+    let (o, _) = run_output(s.ocwrap(&["stop", "--json", "--all"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let none: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(none, serde_json::json!({"clean": true, "workspaces": []}));
+
+    let j = spawn_detached(&s, &dir, &[]);
+    let rows = ps(&s);
+    let started = rows[0]["started_at"].as_str().unwrap();
+    assert_eq!(started, j["started_at"].as_str().unwrap(), "{}", rows[0]);
+    let (o, _) = run_output(s.ocwrap(&["stop", "--json", &dir]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stopped: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(stopped["clean"], true, "{stopped}");
+    let w = &stopped["workspaces"][0];
+    assert_eq!(w["id"], j["id"]);
+    assert_eq!(w["folder"], dir);
+    assert_eq!(w["clean"], true);
+    assert!(w["processes"].as_u64().unwrap() >= 4, "{w}");
+    assert_eq!(w["survivors"], serde_json::json!([]));
+    assert!(w["duration_ms"].is_u64() && w["killed"].is_u64(), "{w}");
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+    let (o, _) = run_output(s.ocwrap(&["stats", "--json"]), T);
+    let stats: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let last = stats["last_teardown_at"]
+        .as_str()
+        .expect("last_teardown_at");
+    assert!(humantime::parse_rfc3339(last).is_ok(), "{stats}");
+
+    let mut c = s.ocwrap(&["spawn", "--json", "--opencode", &fake(), &dir]);
+    c.stdout(Stdio::piped()).stderr(Stdio::null());
+    let pid = s.spawn(c);
+    let mut lines = BufReader::new(s.take_stdout(pid)).lines();
+    let ready: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(ready["url"].is_string(), "{ready}");
+    kill_pid(pid as i32, libc::SIGTERM);
+    let end: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(end["event"], "stopped", "{end}");
+    assert_eq!(end["id"], ready["id"]);
+    assert_eq!(end["trigger"], "received SIGTERM");
+    assert_eq!(end["clean"], true);
+    assert_eq!(end["survivors"], serde_json::json!([]));
+    let code = s.wait(pid, T).unwrap().code();
+    assert_eq!(end["exit_code"].as_i64().map(|c| c as i32), code, "{end}");
+    assert!(lines.next().is_none());
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+}
+
+#[test]
+fn the_npm_launchers_death_is_a_stop_request() {
+    // The launcher (here a shell) stays ocwrap's parent and says so; when
+    // it is SIGKILLed, ocwrap tears the whole tree down.
+    let mut s = Scene::new("launcher");
+    let out = s.path("tree.json");
+    let script = format!(
+        "OCWRAP_LAUNCHER_PID=$$ {} -q --grace 1s -- python3 {} tree {} wait & wait",
+        bin(),
+        fixture("tree.py").display(),
+        out.display()
+    );
+    let mut c = Command::new("sh");
+    c.args(["-c", &script])
+        .env(MARK_VAR, &s.mark)
+        .env("OCWRAP_STATE_DIR", s.state_dir());
+    let launcher = s.spawn(c);
+    let pids = s.read_json("tree.json");
+    assert!(is_alive(pids["plain"].as_i64().unwrap() as i32));
+    kill_pid(launcher as i32, libc::SIGKILL);
+    assert!(
+        wait_until(T, || s.alive().is_empty()),
+        "left after the launcher died: {:?}",
+        s.alive()
+    );
+    // And a launcher that is already gone when ocwrap starts: at once.
+    let (o, took) = run_output(
+        {
+            let mut c = s.ocwrap(&["-q", "--", "sleep", "1000"]);
+            c.env("OCWRAP_LAUNCHER_PID", "999999999");
+            c
+        },
+        T,
+    );
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
 /// The files of the state directory whose name starts with `id` (the
 /// record, the log and its rotated part), sorted.
 fn files_of(s: &Scene, id: &str) -> Vec<String> {
@@ -975,4 +1066,45 @@ fn a_missing_xdg_runtime_dir_falls_back_to_tmpdir() {
         !s.path("gone").exists(),
         "ocwrap created the missing runtime dir"
     );
+}
+
+/// Times and durations in a record come from a file: the largest ones are
+/// shown (and used) without a panic.
+#[test]
+fn a_record_with_huge_times_is_listed_and_stopped_without_a_panic() {
+    let s = Scene::new("ws-huge");
+    let me = std::process::id() as i32;
+    let start = ocwrap::proc::read_stat(me).unwrap().start_time;
+    let reg = ocwrap::state::StateDir::open(Some(&s.state_dir()), true)
+        .unwrap()
+        .unwrap();
+    // Our own PID with another start time: a dead workspace.
+    let gone = ocwrap::proc::ProcId {
+        pid: me,
+        start_time: start + 7,
+    };
+    reg.write_record(&ocwrap::state::registry::Record {
+        version: 1,
+        id: "0badf00e".into(),
+        folder: s.dir.clone(),
+        url: None,
+        port: None,
+        uid: sys::getuid(),
+        supervisor: gone,
+        opencode: Some(gone),
+        pgid: me,
+        log: None,
+        started_at: u64::MAX,
+        grace_ms: u64::MAX,
+        kill_timeout_ms: u64::MAX,
+    })
+    .unwrap();
+    let rows = ps(&s);
+    assert_eq!(rows[0]["started_at"], "9999-12-31T23:59:59Z", "{}", rows[0]);
+    let (o, _) = run_output(s.ocwrap(&["ps"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["stop", "0badf00e"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(ps(&s).is_empty());
 }

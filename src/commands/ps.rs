@@ -30,6 +30,8 @@ struct Row {
     opencode_pid: Option<Pid>,
     state: State,
     uptime_secs: u64,
+    /// RFC 3339.
+    started_at: String,
     processes: usize,
     rss_bytes: u64,
     health: Option<&'static str>,
@@ -56,6 +58,7 @@ impl Row {
             opencode_pid: r.opencode.map(|o| o.pid),
             state: w.state,
             uptime_secs: now.saturating_sub(r.started_at),
+            started_at: workspace::rfc3339(r.started_at),
             processes: w.processes(),
             rss_bytes: w.rss_bytes(),
             health,

@@ -7,6 +7,7 @@ use crate::exit_code::ExitCode;
 use crate::state::StateDir;
 use crate::state::counters::Counters;
 use crate::teardown::fmt_ms;
+use crate::workspace::rfc3339;
 
 pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
     let c = match StateDir::open(global.state_dir.as_deref(), false)? {
@@ -16,6 +17,7 @@ pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
     if args.json {
         let mut v = serde_json::to_value(&c)?;
         v["average_ms"] = c.average_ms().into();
+        v["last_teardown_at"] = c.last_teardown_at.map(rfc3339).into();
         println!("{v}");
     } else {
         println!("teardowns        {}", c.teardowns);
@@ -28,6 +30,8 @@ pub fn stats(global: &GlobalArgs, args: StatsArgs) -> Result<ExitCode> {
         println!("orphans found    {}", c.orphans_found);
         println!("ended by signal  {}", c.processes_ended);
         println!("killed           {}", c.processes_killed);
+        let last = c.last_teardown_at.map(rfc3339);
+        println!("last teardown    {}", last.as_deref().unwrap_or("-"));
     }
     Ok(ExitCode::Success)
 }

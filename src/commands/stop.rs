@@ -9,10 +9,11 @@
 //! --kill-timeout. Whatever way it went, a last teardown verifies that
 //! nothing of the workspace is left.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, StopArgs};
@@ -22,52 +23,94 @@ use crate::state::StateDir;
 use crate::state::registry::Record;
 use crate::sys::Epoll;
 use crate::teardown::kernel::{self, Holder};
-use crate::teardown::{self, Delivery, Summary, Trigger};
+use crate::teardown::{self, Delivery, Summary, Survivor, Trigger};
 use crate::workspace::{self, Inspected, State};
 
+/// One workspace's stop, as `stop --json` prints it.
+#[derive(Serialize)]
+struct Stopped {
+    id: String,
+    folder: PathBuf,
+    clean: bool,
+    duration_ms: u64,
+    /// The workspace's processes when the stop began, supervisor included.
+    processes: usize,
+    ended_on_stop_signal: usize,
+    killed: usize,
+    survivors: Vec<Survivor>,
+}
+
 pub fn stop(global: &GlobalArgs, args: StopArgs) -> Result<ExitCode> {
-    let Some(state) = StateDir::open(global.state_dir.as_deref(), false)? else {
-        if args.all {
-            return Ok(ExitCode::Success);
+    let mut done: Vec<Stopped> = Vec::new();
+    if let Some(state) = StateDir::open(global.state_dir.as_deref(), false)? {
+        let records = state.records();
+        let chosen = select(&records, &args)?;
+        let snap = Snapshot::scan();
+        for rec in chosen {
+            done.push(stop_and_log(
+                global,
+                &state,
+                &args,
+                workspace::inspect(rec, &snap),
+            )?);
         }
+    } else if !args.all {
         bail!("no workspace matches {}", args.targets.join(", "));
-    };
-    let records = state.records();
-    let chosen = select(&records, &args)?;
-    let snap = Snapshot::scan();
-    let mut all_gone = true;
-    for rec in chosen {
-        let id = rec.id.clone();
-        let w = workspace::inspect(rec, &snap);
-        let started = Instant::now();
-        let summary = stop_one(&w, &args)?;
-        let ms = started.elapsed().as_millis() as u64;
-        if summary.clean() {
-            state.remove_record(&id);
-            crate::log::info(
-                "workspace.cleanup_completed",
-                &format!(
-                    "workspace {id} stopped in {}: {} process(es) gone, none left",
-                    teardown::fmt_ms(ms),
-                    w.processes()
-                ),
-                json!({"workspace": id, "duration_ms": ms, "attempts": summary.sweeps,
-                       "processes": w.processes()}),
-            );
-        } else {
-            all_gone = false;
-            crate::log::error(
-                "workspace.cleanup_failed",
-                &format!("workspace {id}: {}", crate::outcome::survivors(&summary)),
-                json!({"workspace": id, "survivors": summary.survivors}),
-            );
-        }
-        crate::outcome::count(global.state_dir.as_deref(), &summary, 0);
     }
-    Ok(if all_gone {
+    let clean = done.iter().all(|d| d.clean);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&json!({"clean": clean, "workspaces": done}))?
+        );
+    }
+    Ok(if clean {
         ExitCode::Success
     } else {
         ExitCode::Survivors
+    })
+}
+
+/// Stops one workspace, logs how it went, counts it.
+fn stop_and_log(
+    global: &GlobalArgs,
+    state: &StateDir,
+    args: &StopArgs,
+    w: Inspected,
+) -> Result<Stopped> {
+    let id = w.record.id.clone();
+    let started = Instant::now();
+    let summary = stop_one(&w, args)?;
+    let ms = started.elapsed().as_millis() as u64;
+    if summary.clean() {
+        state.remove_record(&id);
+        crate::log::info(
+            "workspace.cleanup_completed",
+            &format!(
+                "workspace {id} stopped in {}: {} process(es) gone, none left",
+                teardown::fmt_ms(ms),
+                w.processes()
+            ),
+            json!({"workspace": id, "duration_ms": ms, "attempts": summary.sweeps,
+                   "processes": w.processes()}),
+        );
+    } else {
+        crate::log::error(
+            "workspace.cleanup_failed",
+            &format!("workspace {id}: {}", crate::outcome::survivors(&summary)),
+            json!({"workspace": id, "survivors": summary.survivors}),
+        );
+    }
+    crate::outcome::count(global.state_dir.as_deref(), &summary, 0);
+    Ok(Stopped {
+        id,
+        folder: w.record.folder.clone(),
+        clean: summary.clean(),
+        duration_ms: ms,
+        processes: w.processes(),
+        ended_on_stop_signal: summary.ended_on_stop_signal,
+        killed: summary.killed,
+        survivors: summary.survivors,
     })
 }
 

@@ -23,6 +23,8 @@ pub struct Counters {
     pub orphans_found: u64,
     pub processes_ended: u64,
     pub processes_killed: u64,
+    /// When the last teardown ended (seconds since the epoch).
+    pub last_teardown_at: Option<u64>,
 }
 
 impl Counters {
@@ -44,6 +46,10 @@ impl Counters {
         self.orphans_found += orphans;
         self.processes_ended += s.ended_on_stop_signal as u64;
         self.processes_killed += s.killed as u64;
+        self.last_teardown_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs());
     }
 }
 

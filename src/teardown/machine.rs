@@ -594,8 +594,23 @@ impl Teardown {
 
     fn enter_forced(&mut self, table: &mut dyn ProcessTable) {
         // Exits already queued ended on the stop signal: take them first, so
-        // they are not counted as killed (a bounded number of batches: a
-        // storm of signals must not keep us here).
+        // they are not counted as killed.
+        self.waiting_for_cmd = false;
+        self.drain(table);
+        self.phase = Phase::Forced;
+        self.phase_deadline = deadline(table.now(), self.plan.kill_timeout);
+        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
+        for pid in pids {
+            self.catch_up(pid, table);
+        }
+        self.sweep(table);
+    }
+
+    /// Takes the exits (and forwarded signals) already queued, without
+    /// waiting: a bounded number of batches, so that a storm of signals
+    /// cannot keep us here. Stop requests in them are dropped: the caller
+    /// is moving on anyway.
+    fn drain(&mut self, table: &mut dyn ProcessTable) {
         let mut events = Vec::new();
         for _ in 0..64 {
             events.clear();
@@ -604,23 +619,19 @@ impl Teardown {
             }
             let mut ended = false;
             for &ev in &events {
-                if let Event::Ended(pid) = ev {
-                    ended = true;
-                    self.ended(pid, table.now());
+                match ev {
+                    Event::Ended(_) => {
+                        ended = true;
+                        self.on_event(ev, table);
+                    }
+                    Event::Forwarded { .. } => self.on_event(ev, table),
+                    Event::Escalate(_) => {}
                 }
             }
             if !ended {
                 break;
             }
         }
-        self.phase = Phase::Forced;
-        self.waiting_for_cmd = false;
-        self.phase_deadline = deadline(table.now(), self.plan.kill_timeout);
-        let pids: Vec<Pid> = self.tracked.keys().copied().collect();
-        for pid in pids {
-            self.catch_up(pid, table);
-        }
-        self.sweep(table);
     }
 
     fn ms_since_start(&self, now: Instant) -> u64 {
@@ -721,6 +732,7 @@ impl Teardown {
 
     /// Ends the teardown: survivors are whatever a last scan still finds.
     fn finish(mut self, table: &mut dyn ProcessTable) -> Summary {
+        self.drain(table);
         let now = table.now();
         let empty = table.empty();
         let left: Vec<Member> = if empty == Some(true)

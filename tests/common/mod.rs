@@ -109,6 +109,15 @@ impl Scene {
         }
     }
 
+    /// The piped stdout of a spawned child (which stays the scene's).
+    pub fn take_stdout(&mut self, pid: u32) -> std::process::ChildStdout {
+        let i = self.children.iter().position(|c| c.id() == pid).unwrap();
+        self.children[i]
+            .stdout
+            .take()
+            .expect("stdout was not piped")
+    }
+
     pub fn take_child(&mut self, pid: u32) -> Child {
         let i = self.children.iter().position(|c| c.id() == pid).unwrap();
         self.children.remove(i)

@@ -11,6 +11,7 @@ mod detach;
 mod logfile;
 mod readiness;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -173,6 +174,14 @@ impl Workspace<'_> {
         });
         drop(readiness);
         let code = self.conclude(&finished, never_ready.is_none());
+        if self.args.json && !reporter.is_detached() {
+            let status = if never_ready.is_some() {
+                ExitCode::Error
+            } else {
+                code
+            };
+            self.print_stopped(&finished, status);
+        }
         if let Some(msg) = never_ready {
             reporter.failed(&self.failed(&msg), ExitCode::Error);
             return Ok(ExitCode::Error);
@@ -239,7 +248,7 @@ impl Workspace<'_> {
                     supervisor: record.supervisor.pid,
                     opencode: record.pgid,
                 },
-                started_at: rfc3339(record.started_at),
+                started_at: crate::workspace::rfc3339(record.started_at),
                 log: record.log.as_deref(),
             };
             serde_json::to_string(&ready).unwrap_or_default()
@@ -252,6 +261,26 @@ impl Workspace<'_> {
             &format!("workspace {} ready at {url}", record.id),
             json!({"workspace": record.id, "url": url}),
         );
+    }
+
+    /// `spawn --json` in the foreground: a second line once the workspace
+    /// is gone, so that a caller reading stdout learns how it ended.
+    fn print_stopped(&self, finished: &Finished, code: ExitCode) {
+        let s = &finished.summary;
+        let line = json!({
+            "event": "stopped",
+            "id": self.id,
+            "trigger": s.trigger.to_string(),
+            "clean": s.clean(),
+            "duration_ms": s.duration_ms,
+            "ended_on_stop_signal": s.ended_on_stop_signal,
+            "killed": s.killed,
+            "survivors": s.survivors,
+            "exit_code": code.code(),
+        });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
     }
 
     /// The run is over: the summary, the exit status; the record goes once
@@ -313,23 +342,12 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Seconds since the epoch as RFC 3339. humantime formats years up to
-/// 9999 only (and fails, which `to_string` turns into a panic, past that):
-/// later times are shown as the end of 9999.
-pub fn rfc3339(secs: u64) -> String {
-    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-    let t = UNIX_EPOCH + Duration::from_secs(secs.min(LAST));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn times_and_durations_never_panic() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+    fn durations_never_panic() {
         assert_eq!(millis(Duration::from_millis(1500)), 1500);
         assert_eq!(millis(Duration::MAX), u64::MAX);
     }
