@@ -23,8 +23,8 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
         'ocwrap' {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--stop-signal', '--stop-signal', [CompletionResultType]::ParameterName, 'Signal sent to every remaining descendant when the teardown starts')
             [CompletionResult]::new('--forward-to', '--forward-to', [CompletionResultType]::ParameterName, 'Send forwarded signals to CMD alone or to its whole process group')
@@ -53,7 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             break
         }
         'ocwrap;run' {
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--stop-signal', '--stop-signal', [CompletionResultType]::ParameterName, 'Signal sent to every remaining descendant when the teardown starts')
             [CompletionResult]::new('--forward-to', '--forward-to', [CompletionResultType]::ParameterName, 'Send forwarded signals to CMD alone or to its whole process group')
@@ -64,7 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also print debug messages (same as --log-level debug)')
@@ -78,7 +78,8 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             [CompletionResult]::new('--hostname', '--hostname', [CompletionResultType]::ParameterName, 'Hostname opencode serve listens on')
             [CompletionResult]::new('--opencode', '--opencode', [CompletionResultType]::ParameterName, 'The opencode executable [default: `opencode` on PATH]')
             [CompletionResult]::new('--ready-timeout', '--ready-timeout', [CompletionResultType]::ParameterName, 'How long to wait for opencode''s listening line')
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
+            [CompletionResult]::new('--log-max', '--log-max', [CompletionResultType]::ParameterName, 'With --detach: rotate the workspace''s log (ID.log to ID.log.1) when it would pass SIZE, so it takes at most about twice SIZE (bytes, or K/KiB, M/MiB, G/GiB; at least 64KiB)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--stop-signal', '--stop-signal', [CompletionResultType]::ParameterName, 'Signal sent to every remaining descendant when the teardown starts')
             [CompletionResult]::new('--forward-to', '--forward-to', [CompletionResultType]::ParameterName, 'Send forwarded signals to CMD alone or to its whole process group')
@@ -89,7 +90,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             [CompletionResult]::new('--linger', '--linger', [CompletionResultType]::ParameterName, 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('--detach', '--detach', [CompletionResultType]::ParameterName, 'Return once ready; a supervisor in its own session keeps watching')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object instead of the URL')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
@@ -103,7 +104,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
         'ocwrap;ps' {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON array')
             [CompletionResult]::new('--check', '--check', [CompletionResultType]::ParameterName, 'Ask each server for health (GET /global/health)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
@@ -115,11 +116,11 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             break
         }
         'ocwrap;stop' {
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Stop every workspace')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the result as one JSON object')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
@@ -131,12 +132,12 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
             break
         }
         'ocwrap;reap' {
-            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'Command-line text that marks an untracked server [default: "opencode serve"]')
-            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)')
+            [CompletionResult]::new('--match', '--match', [CompletionResultType]::ParameterName, 'What an untracked server is: its program''s name, then its first arguments, compared word by word with each orphan''s arguments (after a leading interpreter such as node or python3; `bin/x` matches `/usr/bin/x`), never as a substring [default: "opencode serve"]')
+            [CompletionResult]::new('--grace', '--grace', [CompletionResultType]::ParameterName, 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)')
             [CompletionResult]::new('--kill-timeout', '--kill-timeout', [CompletionResultType]::ParameterName, 'Time allowed after SIGKILL to verify that nothing is left')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'List what would be ended and why; touch nothing')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the targets as JSON')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
@@ -150,7 +151,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
         'ocwrap;stats' {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the counters as JSON')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
@@ -163,7 +164,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
         'ocwrap;completions' {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also print debug messages (same as --log-level debug)')
@@ -175,7 +176,7 @@ Register-ArgumentCompleter -Native -CommandName 'ocwrap' -ScriptBlock {
         'ocwrap;man' {
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'How much to log on stderr')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines as text (`ocwrap: ...`) or JSON objects')
-            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only print errors (same as --log-level error)')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Also print debug messages (same as --log-level debug)')

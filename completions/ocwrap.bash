@@ -457,7 +457,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__spawn)
-            opts="-q -v -h --port --hostname --opencode --ready-timeout --detach --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --port --hostname --opencode --ready-timeout --detach --log-max --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --quiet --verbose --log-level --log-format --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +476,10 @@ _ocwrap() {
                     return 0
                     ;;
                 --ready-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-max)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -20,8 +20,8 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
         &'ocwrap'= {
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
-            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --stop-signal 'Signal sent to every remaining descendant when the teardown starts'
             cand --forward-to 'Send forwarded signals to CMD alone or to its whole process group'
@@ -49,7 +49,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'ocwrap;run'= {
-            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --stop-signal 'Signal sent to every remaining descendant when the teardown starts'
             cand --forward-to 'Send forwarded signals to CMD alone or to its whole process group'
@@ -60,7 +60,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --linger 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal'
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand -q 'Only print errors (same as --log-level error)'
             cand --quiet 'Only print errors (same as --log-level error)'
             cand -v 'Also print debug messages (same as --log-level debug)'
@@ -73,7 +73,8 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --hostname 'Hostname opencode serve listens on'
             cand --opencode 'The opencode executable [default: `opencode` on PATH]'
             cand --ready-timeout 'How long to wait for opencode''s listening line'
-            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
+            cand --log-max 'With --detach: rotate the workspace''s log (ID.log to ID.log.1) when it would pass SIZE, so it takes at most about twice SIZE (bytes, or K/KiB, M/MiB, G/GiB; at least 64KiB)'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --stop-signal 'Signal sent to every remaining descendant when the teardown starts'
             cand --forward-to 'Send forwarded signals to CMD alone or to its whole process group'
@@ -84,7 +85,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --linger 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal'
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand --detach 'Return once ready; a supervisor in its own session keeps watching'
             cand --json 'Print one JSON object instead of the URL'
             cand -q 'Only print errors (same as --log-level error)'
@@ -97,7 +98,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
         &'ocwrap;ps'= {
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand --json 'Print a JSON array'
             cand --check 'Ask each server for health (GET /global/health)'
             cand -q 'Only print errors (same as --log-level error)'
@@ -108,11 +109,11 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --help 'Print help'
         }
         &'ocwrap;stop'= {
-            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand --all 'Stop every workspace'
             cand --json 'Print the result as one JSON object'
             cand -q 'Only print errors (same as --log-level error)'
@@ -123,12 +124,12 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
             cand --help 'Print help'
         }
         &'ocwrap;reap'= {
-            cand --match 'Command-line text that marks an untracked server [default: "opencode serve"]'
-            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)'
+            cand --match 'What an untracked server is: its program''s name, then its first arguments, compared word by word with each orphan''s arguments (after a leading interpreter such as node or python3; `bin/x` matches `/usr/bin/x`), never as a substring [default: "opencode serve"]'
+            cand --grace 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)'
             cand --kill-timeout 'Time allowed after SIGKILL to verify that nothing is left'
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand --dry-run 'List what would be ended and why; touch nothing'
             cand --json 'Print the targets as JSON'
             cand -q 'Only print errors (same as --log-level error)'
@@ -141,7 +142,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
         &'ocwrap;stats'= {
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand --json 'Print the counters as JSON'
             cand -q 'Only print errors (same as --log-level error)'
             cand --quiet 'Only print errors (same as --log-level error)'
@@ -153,7 +154,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
         &'ocwrap;completions'= {
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand -q 'Only print errors (same as --log-level error)'
             cand --quiet 'Only print errors (same as --log-level error)'
             cand -v 'Also print debug messages (same as --log-level debug)'
@@ -164,7 +165,7 @@ set edit:completion:arg-completer[ocwrap] = {|@words|
         &'ocwrap;man'= {
             cand --log-level 'How much to log on stderr'
             cand --log-format 'Log lines as text (`ocwrap: ...`) or JSON objects'
-            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]'
+            cand --state-dir 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]'
             cand -q 'Only print errors (same as --log-level error)'
             cand --quiet 'Only print errors (same as --log-level error)'
             cand -v 'Also print debug messages (same as --log-level debug)'

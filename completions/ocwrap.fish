@@ -30,8 +30,8 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_needs_command" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
-complete -c ocwrap -n "__fish_ocwrap_needs_command" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
+complete -c ocwrap -n "__fish_ocwrap_needs_command" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_needs_command" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -l stop-signal -d 'Signal sent to every remaining descendant when the teardown starts' -r
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -l forward-to -d 'Send forwarded signals to CMD alone or to its whole process group' -r -f -a "child\t'CMD alone'
@@ -54,7 +54,7 @@ complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "stats" -d 'Show cumulati
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "completions" -d 'Print a shell completion script'
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "man" -d 'Print the man page (roff)'
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l stop-signal -d 'Signal sent to every remaining descendant when the teardown starts' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l forward-to -d 'Send forwarded signals to CMD alone or to its whole process group' -r -f -a "child\t'CMD alone'
@@ -70,7 +70,7 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -78,7 +78,8 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l port -d 'Port fo
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l hostname -d 'Hostname opencode serve listens on' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l opencode -d 'The opencode executable [default: `opencode` on PATH]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l ready-timeout -d 'How long to wait for opencode\'s listening line' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-max -d 'With --detach: rotate the workspace\'s log (ID.log to ID.log.1) when it would pass SIZE, so it takes at most about twice SIZE (bytes, or K/KiB, M/MiB, G/GiB; at least 64KiB)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l stop-signal -d 'Signal sent to every remaining descendant when the teardown starts' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l forward-to -d 'Send forwarded signals to CMD alone or to its whole process group' -r -f -a "child\t'CMD alone'
@@ -94,7 +95,7 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l detach -d 'Return once ready; a supervisor in its own session keeps watching'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l json -d 'Print one JSON object instead of the URL'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -s q -l quiet -d 'Only print errors (same as --log-level error)'
@@ -106,13 +107,13 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l json -d 'Print a JSON array'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l check -d 'Ask each server for health (GET /global/health)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s h -l help -d 'Print help'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
@@ -120,14 +121,14 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l all -d 'Stop every workspace'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l json -d 'Print the result as one JSON object'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s h -l help -d 'Print help'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l match -d 'Command-line text that marks an untracked server [default: "opencode serve"]' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l match -d 'What an untracked server is: its program\'s name, then its first arguments, compared word by word with each orphan\'s arguments (after a leading interpreter such as node or python3; `bin/x` matches `/usr/bin/x`), never as a substring [default: "opencode serve"]' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
@@ -135,7 +136,7 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l dry-run -d 'List what would be ended and why; touch nothing'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l json -d 'Print the targets as JSON'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -s q -l quiet -d 'Only print errors (same as --log-level error)'
@@ -147,7 +148,7 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l json -d 'Print the counters as JSON'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
@@ -158,7 +159,7 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -s h -l help -d 'Print help'
@@ -168,7 +169,7 @@ info\t''
 debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand man" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand man" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]' -r -F
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand man" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand man" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand man" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand man" -s h -l help -d 'Print help'

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::log::{Format, Level};
+use crate::opencode::ServerCommand;
 use crate::supervisor::{Config, ForwardTo};
 use crate::teardown::Plan;
 
@@ -88,7 +89,7 @@ pub struct GlobalArgs {
     pub log_format: Format,
 
     /// Per-user state directory (workspace records, logs, counters)
-    /// [default: $XDG_RUNTIME_DIR/ocwrap, else /tmp/ocwrap-UID]
+    /// [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]
     #[arg(long, global = true, env = "OCWRAP_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -109,7 +110,7 @@ impl GlobalArgs {
 /// the stop signal, then the time to verify after SIGKILL.
 #[derive(Args, Debug, Clone)]
 pub struct Limits {
-    /// Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms)
+    /// Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)
     #[arg(long, env = "OCWRAP_GRACE", value_parser = parse_duration, default_value = "10s",
           value_name = "DURATION")]
     pub grace: Duration,
@@ -245,6 +246,13 @@ pub struct SpawnArgs {
     #[arg(long, env = "OCWRAP_DETACH")]
     pub detach: bool,
 
+    /// With --detach: rotate the workspace's log (ID.log to ID.log.1) when it
+    /// would pass SIZE, so it takes at most about twice SIZE (bytes, or
+    /// K/KiB, M/MiB, G/GiB; at least 64KiB)
+    #[arg(long, env = "OCWRAP_LOG_MAX", value_parser = parse_log_max,
+          default_value = "8MiB", value_name = "SIZE")]
+    pub log_max: u64,
+
     /// Print one JSON object instead of the URL
     #[arg(long)]
     pub json: bool,
@@ -296,9 +304,13 @@ pub struct ReapArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Command-line text that marks an untracked server [default: "opencode serve"]
-    #[arg(long = "match", env = "OCWRAP_MATCH", value_name = "PATTERN")]
-    pub pattern: Option<String>,
+    /// What an untracked server is: its program's name, then its first
+    /// arguments, compared word by word with each orphan's arguments (after
+    /// a leading interpreter such as node or python3; `bin/x` matches
+    /// `/usr/bin/x`), never as a substring [default: "opencode serve"]
+    #[arg(long = "match", env = "OCWRAP_MATCH", value_name = "WORDS",
+          value_parser = parse_server_command)]
+    pub server: Option<ServerCommand>,
 
     #[command(flatten)]
     pub limits: Limits,
@@ -321,18 +333,65 @@ pub fn parse_remap(text: &str) -> Result<(u8, u8), String> {
     ))
 }
 
+/// The longest duration any option takes: a year. Longer ones are refused
+/// at parse time (no deadline ocwrap computes from one can overflow, and a
+/// grace of `18446744073709551615` seconds is a typo, not a plan).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Parses a humantime duration (`10s`, `1m 30s`, `500ms`); a bare number is
-/// taken as seconds.
+/// taken as seconds. At most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration (try 10s or 500ms)".into());
     }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    let d = match t.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(t)
+            .map_err(|e| format!("invalid duration '{t}': {e} (try 10s or 500ms)"))?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!("duration '{t}' is too long: at most 365 days"));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration '{t}': {e} (try 10s or 500ms)"))
+    Ok(d)
+}
+
+/// The smallest `--log-max`: a log file smaller than this would rotate on
+/// every few lines.
+pub const MIN_LOG_MAX: u64 = 64 * 1024;
+
+/// Parses a size in bytes: a plain number, or one with a unit `K`/`KiB`,
+/// `M`/`MiB`, `G`/`GiB` (binary: K = KiB = 1024 bytes; case-insensitive;
+/// `8MiB`, `512k`, `1 G`). At least [`MIN_LOG_MAX`].
+pub fn parse_log_max(text: &str) -> Result<u64, String> {
+    let bytes = parse_size(text)?;
+    if bytes < MIN_LOG_MAX {
+        return Err(format!("'{}' is too small: at least 64KiB", text.trim()));
+    }
+    Ok(bytes)
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let invalid = || format!("invalid size '{t}' (try 8MiB, 512K or 1048576)");
+    let n: u64 = digits.parse().map_err(|_| invalid())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => return Err(invalid()),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("size '{t}' is too large"))
+}
+
+/// `reap --match WORDS`.
+pub fn parse_server_command(text: &str) -> Result<ServerCommand, String> {
+    ServerCommand::parse(text)
+        .ok_or_else(|| "needs at least one word: a program's name (e.g. \"opencode serve\")".into())
 }
 
 pub fn command() -> clap::Command {
@@ -357,5 +416,44 @@ mod tests {
         assert!(parse_duration("").is_err());
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert_eq!(parse_duration("365d"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("31536000"), Ok(MAX_DURATION));
+        for long in ["366d", "31536001", "18446744073709551615", "600000000000y"] {
+            let e = parse_duration(long).unwrap_err();
+            assert!(
+                e.contains("at most 365 days") || e.contains("invalid"),
+                "{long}: {e}"
+            );
+        }
+        assert!(parse_duration("18446744073709551616").is_err());
+    }
+
+    #[test]
+    fn log_sizes() {
+        assert_eq!(parse_log_max("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_log_max("8mib"), Ok(8 << 20));
+        assert_eq!(parse_log_max("8M"), Ok(8 << 20));
+        assert_eq!(parse_log_max(" 512k "), Ok(512 << 10));
+        assert_eq!(parse_log_max("64KiB"), Ok(MIN_LOG_MAX));
+        assert_eq!(parse_log_max("65536"), Ok(65536));
+        assert_eq!(parse_log_max("1 G"), Ok(1 << 30));
+        assert_eq!(parse_log_max("2gib"), Ok(2 << 30));
+        assert!(
+            parse_log_max("65535")
+                .unwrap_err()
+                .contains("at least 64KiB")
+        );
+        assert!(parse_log_max("63k").unwrap_err().contains("at least 64KiB"));
+        for bad in ["", "M", "8MB", "1.5M", "-1M", "8 Mi", "x"] {
+            assert!(
+                parse_log_max(bad).unwrap_err().contains("invalid size"),
+                "{bad}"
+            );
+        }
+        assert!(
+            parse_log_max("18446744073709551615G")
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 }

@@ -83,6 +83,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("OCWRAP_OPENCODE", "Default for spawn --opencode."),
     ("OCWRAP_READY_TIMEOUT", "Default for spawn --ready-timeout."),
     ("OCWRAP_DETACH", "Default for spawn --detach."),
+    ("OCWRAP_LOG_MAX", "Default for spawn --log-max."),
     ("OCWRAP_MATCH", "Default for reap --match."),
     (
         "OCWRAP_SUPERVISOR_PID",
@@ -98,7 +99,11 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
     (
         "XDG_RUNTIME_DIR",
-        "The state directory defaults to $XDG_RUNTIME_DIR/ocwrap.",
+        "The state directory defaults to $XDG_RUNTIME_DIR/ocwrap when that directory exists.",
+    ),
+    (
+        "TMPDIR",
+        "Otherwise the state directory defaults to $TMPDIR/ocwrap-UID (/tmp without TMPDIR).",
     ),
     (
         "NO_COLOR",

@@ -738,13 +738,10 @@ fn comm_of(program: &str) -> String {
     name[..end].to_string()
 }
 
-/// Why `cmd.spawn()` failed, as ocwrap reports it.
+/// Why `cmd.spawn()` failed, as ocwrap reports it (see
+/// [`SpawnError::of_start`]: a failed fork is ocwrap's failure, 125; a
+/// directory, a missing interpreter and a refused permission are 126; a
+/// missing command is 127).
 fn spawn_error(program: &str, e: &io::Error) -> SpawnError {
-    match e.kind() {
-        io::ErrorKind::NotFound => SpawnError::NotFound(format!("{program}: command not found")),
-        io::ErrorKind::PermissionDenied => {
-            SpawnError::CannotExecute(format!("{program}: permission denied"))
-        }
-        _ => SpawnError::CannotExecute(format!("{program}: cannot execute: {e}")),
-    }
+    SpawnError::of_start(program, e)
 }

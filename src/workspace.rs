@@ -145,8 +145,24 @@ fn orphaned_members(record: &Record, snap: &Snapshot) -> Vec<Stat> {
     members
 }
 
-/// Seconds since the epoch as RFC 3339 (`2026-12-01T20:29:11Z`).
+/// Seconds since the epoch as RFC 3339 (`2026-12-01T20:29:11Z`). The
+/// seconds may come from a file (a record's `started_at`): humantime
+/// formats years up to 9999 only (past that it fails, which `to_string`
+/// turns into a panic), so later times are shown as the end of 9999.
 pub fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
+    const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(LAST));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_time_from_a_record_can_be_shown() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_796_156_906), "2026-12-01T20:28:26Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+    }
 }

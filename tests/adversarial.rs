@@ -318,16 +318,16 @@ fn as_user(f: &Scene, uid: u32, program: &str, args: &[&str]) -> Command {
 }
 
 /// An orphaned signal recorder (fixture `orphan-recorder`) run as `uid`,
-/// with `fake-opencode-serve TAG` in its command line: an untracked server
-/// to `reap --match`, which no `ocwrap reap` with the default pattern (run
-/// by another test at the same time) can match. Returns its pid.
+/// whose program name (its argv[0]) is `fake-opencode-serve-TAG`: an
+/// untracked server to `reap --match`, which no `ocwrap reap` with the
+/// default pattern (run by another test at the same time) can match.
+/// Returns its pid.
 fn orphan_recorder(f: &Scene, uid: u32, out: &Path, tag: &str) -> i32 {
     let args = [
         adv(),
         "orphan-recorder".into(),
         p(out).into(),
-        "fake-opencode-serve".into(),
-        tag.into(),
+        format!("fake-opencode-serve-{tag}"),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (o, _) = run_output(as_user(f, uid, python(), &args), T);
@@ -1207,14 +1207,14 @@ fn records_forged_to_point_at_another_users_process_never_signal_it() {
 
 #[test]
 fn another_users_orphaned_server_is_never_reaped() {
-    // Three orphans, all with `fake-opencode-serve TAG` in their command line:
+    // Three orphans, all named `fake-opencode-serve-TAG` (their argv[0]):
     // one of nobody's, one of a third uid's, one of ours (root's). Reaping
     // as root ends only ours; reaping as nobody ends only nobody's.
     let mut s = Scene::new("adv-reapuser");
     let by = bystander(&mut s);
     let f = foreign_scene("adv-reapuser-foreign");
     let tag = s.mark.clone();
-    let pattern = format!("fake-opencode-serve {tag}");
+    let pattern = format!("fake-opencode-serve-{tag}");
     let (n_out, x_out) = (f.path("nobody.json"), f.path("stranger.json"));
     let nobodys = orphan_recorder(&f, NOBODY, &n_out, &tag);
     let strangers = orphan_recorder(&f, STRANGER, &x_out, &tag);
@@ -1225,8 +1225,7 @@ fn another_users_orphaned_server_is_never_reaped() {
             adv(),
             "orphan-recorder".into(),
             p(&ours_out).into(),
-            "fake-opencode-serve".into(),
-            tag.clone(),
+            format!("fake-opencode-serve-{tag}"),
         ])
         .env(MARK_VAR, &s.mark);
         own_session(&mut c);
@@ -1288,8 +1287,7 @@ fn another_users_orphaned_server_is_never_reaped() {
             adv(),
             "orphan-recorder".into(),
             p(&roots_out).into(),
-            "fake-opencode-serve".into(),
-            tag.clone(),
+            format!("fake-opencode-serve-{tag}"),
         ])
         .env(MARK_VAR, &s.mark);
         own_session(&mut c);
@@ -1636,7 +1634,9 @@ fn reap_spares_a_process_born_next_to_the_orphan_during_its_grace() {
     let orphan = pid_at(&read_json(&out), "orphan");
     assert!(wait_until(T, || ppid(orphan) == Some(1)));
     let orphan_fd = pidfd(orphan);
-    let pattern = format!("session {}", p(&out));
+    // The orphan is a forked copy of the leader: `python3 adv.py session
+    // OUT`, matched (after the interpreter) by its script and arguments.
+    let pattern = format!("adv.py session {}", p(&out));
     let mut reap = Running::start(s.ocwrap(&[
         "reap",
         "--json",

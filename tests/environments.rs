@@ -21,6 +21,8 @@
 //!   /proc with hidepid=2 (with a setgid and a setuid descendant).
 //! - [`ordinary_user`]: the core cases as an unprivileged user.
 //! - [`container`]: ocwrap as PID 1 of a runc container with no image.
+//! - [`rough_edges`]: a tmux server started with `opencode serve` under
+//!   `reap`, an unreadable FOLDER and a failing fork as an ordinary user.
 //!
 //! The harness is in `tests/env/`, the fixtures in `tests/fixtures/`
 //! (`env.py`, `seccomp-launch.c`, `fake-opencode`). Everything the suite
@@ -1582,4 +1584,272 @@ mod container {
         assert!(start.elapsed() < EARLY);
         assert_ended(&mut c, init.unwrap_or(-1), 3);
     }
+}
+
+// ---------------------------------------------------------------------
+// Smaller rough edges
+// ---------------------------------------------------------------------
+
+mod rough_edges {
+    //! A tmux server whose command line holds `opencode serve` (tmux keeps
+    //! its first client's arguments), which `reap` must not take for a
+    //! server; a FOLDER the user cannot read, and a fork refused by the
+    //! user's process limit, which must be reported as what they are.
+
+    use super::*;
+
+    /// `SCENE/bin/opencode`: the fake, under the name reap looks for.
+    fn opencode_link(s: &Scene) -> String {
+        let bin = s.path("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let link = bin.join("opencode");
+        std::os::unix::fs::symlink(fixture("fake-opencode"), &link).unwrap();
+        link.display().to_string()
+    }
+
+    fn argv(pid: i32) -> Vec<String> {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect()
+    }
+
+    /// `tmux new -d opencode serve ...` on a private socket: the tmux
+    /// server (an orphan, re-parented to PID 1, whose arguments still read
+    /// `tmux ... new-session -d .../opencode serve --port=0 --mark=M`) and
+    /// its pane's server (whose parent, the tmux server, is alive) are both
+    /// left alone by `reap`, while an orphaned server next to them, which
+    /// the same words match, is ended.
+    #[test]
+    fn reap_leaves_a_tmux_server_that_runs_opencode_serve() {
+        install::packages(&["tmux"]);
+        let s = Scene::new("env-tmux");
+        let opencode = opencode_link(&s);
+        let words = format!("serve --port=0 --mark={}", s.mark);
+        let pattern = format!("opencode {words}");
+        let sock = s.path("sock");
+        let pane_pids = s.path("pane.json");
+        let mut c = Command::new("tmux");
+        c.args([
+            "-S",
+            p(&sock),
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            &opencode,
+        ])
+        .args(words.split(' '))
+        .env("FAKE_OPENCODE_PIDS", &pane_pids);
+        scene_env(&s, &mut c);
+        own_session(&mut c);
+        Running::start(c).finish(T, "tmux new-session -d");
+        let mut d = Command::new("tmux");
+        d.args(["-S", p(&sock), "display-message", "-p", "#{pid}"]);
+        let mut disp = Running::start(d);
+        let st = disp.finish(T, "tmux display-message");
+        assert!(st.success(), "{}", disp.output());
+        let server_pid: i32 = disp.stdout().trim().parse().expect("the tmux server's pid");
+        let server = Proc::open_marked(server_pid, &marker(&s)).expect("the tmux server is gone");
+        // Whatever happens below, the tmux server goes (by its PID); its
+        // pane's processes carry the scene's marker and go with the scene.
+        struct Ends<'a>(&'a Proc);
+        impl Drop for Ends<'_> {
+            fn drop(&mut self) {
+                self.0.signal(libc::SIGKILL);
+                self.0.ends_within(T);
+            }
+        }
+        let _ends = Ends(&server);
+        let pane = read_json(&pane_pids, T).expect("the pane's opencode never reported");
+        let pane_oc = pane["opencode"].as_i64().unwrap() as i32;
+        let pane_proc = Proc::open_marked(pane_oc, &marker(&s)).expect("the pane's opencode");
+        let server_argv = argv(server_pid).join(" ");
+        assert!(
+            server_argv.starts_with("tmux ") && server_argv.contains(&pattern),
+            "not the case under test: the tmux server's arguments are {server_argv:?}"
+        );
+        assert_eq!(
+            stat_field(server_pid, 4).as_deref(),
+            Some("1"),
+            "the tmux server is not an orphan"
+        );
+        // The pane's server is a server (by the same matcher reap uses).
+        let matcher = ocwrap::opencode::ServerCommand::parse(&pattern).unwrap();
+        assert!(matcher.matches(&argv(pane_oc)), "{:?}", argv(pane_oc));
+        assert!(!matcher.matches(&argv(server_pid)));
+
+        // The control: an orphaned server that the same words match.
+        let orphan_pids = s.path("orphan.json");
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            &format!("({opencode} {words} >/dev/null 2>&1 &); exit 0"),
+        ])
+        .env("FAKE_OPENCODE_PIDS", &orphan_pids);
+        scene_env(&s, &mut c);
+        own_session(&mut c);
+        Running::start(c).finish(T, "the orphaned server");
+        let orphan = read_json(&orphan_pids, T).expect("the orphan never reported");
+        let root = orphan["opencode"].as_i64().unwrap() as i32;
+        let mut orphan_tree: BTreeSet<i32> = [root].into();
+        orphan_tree.extend(
+            orphan["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_i64().unwrap() as i32),
+        );
+        let orphan_procs: Vec<Proc> = orphan_tree
+            .iter()
+            .map(|&pid| Proc::open_marked(pid, &marker(&s)).expect("the orphan's tree"))
+            .collect();
+        assert!(
+            wait_until(T, || stat_field(root, 4).as_deref() == Some("1")),
+            "not an orphan"
+        );
+
+        let mut dry = Running::start(ocwrap(
+            &s,
+            &["reap", "--dry-run", "--json", "--match", &pattern],
+        ));
+        assert_eq!(code(dry.finish(T, "reap --dry-run")), 0, "{}", dry.output());
+        assert_eq!(
+            reap_targets(&json_of(&dry)),
+            orphan_tree,
+            "{}",
+            dry.output()
+        );
+        // The default pattern: other tests' orphans may show up (a dry run
+        // touches nothing), the tmux server and its pane never.
+        let mut dry = Running::start(ocwrap(&s, &["reap", "--dry-run", "--json"]));
+        assert_eq!(code(dry.finish(T, "reap --dry-run")), 0, "{}", dry.output());
+        let targets = reap_targets(&json_of(&dry));
+        assert!(targets.contains(&root), "{}", dry.output());
+        assert!(
+            !targets.contains(&server_pid) && !targets.contains(&pane_oc),
+            "{}",
+            dry.output()
+        );
+
+        let mut reap = Running::start(ocwrap(
+            &s,
+            &[
+                "reap",
+                "--json",
+                "--match",
+                &pattern,
+                "--grace",
+                "2s",
+                "--kill-timeout",
+                "2s",
+            ],
+        ));
+        assert_eq!(code(reap.finish(T, "reap")), 0, "{}", reap.output());
+        for p in &orphan_procs {
+            assert!(
+                p.ends_within(Duration::from_secs(1)),
+                "{} outlived reap\n{}",
+                p.pid,
+                reap.output()
+            );
+        }
+        assert!(
+            server.alive(),
+            "reap ended the tmux server\n{}",
+            reap.output()
+        );
+        assert!(
+            pane_proc.alive(),
+            "reap ended the pane's server\n{}",
+            reap.output()
+        );
+    }
+
+    user_test!(an_unreadable_folder_is_named_before_anything_starts, |_| {
+        let s = Scene::new("env-user-folder");
+        let folder = s.path("private");
+        let pids = s.path("opencode.json");
+        use std::os::unix::fs::PermissionsExt;
+        for mode in [0o000, 0o300, 0o600] {
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(mode)).unwrap();
+            for detach in [false, true] {
+                let mut args = vec!["spawn", "--opencode"];
+                let fake = fixture("fake-opencode");
+                args.push(p(&fake));
+                if detach {
+                    args.push("--detach");
+                }
+                args.push(p(&folder));
+                let mut c = ocwrap(&s, &args);
+                c.env("FAKE_OPENCODE_PIDS", &pids);
+                let mut r = Running::start(c);
+                let st = r.finish(T, "ocwrap spawn");
+                let what = format!("mode {mode:o}, {args:?}");
+                assert_eq!(code(st), 125, "{what}\n{}", r.output());
+                assert_eq!(
+                    r.stderr(),
+                    format!(
+                        "ocwrap: error: cannot use folder {}: permission denied\n",
+                        folder.display()
+                    ),
+                    "{what}"
+                );
+                assert!(!pids.exists(), "{what}: opencode was started");
+            }
+            std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        assert!(!s.state_dir().exists(), "the state directory was touched");
+    });
+
+    user_test!(a_refused_fork_is_125_and_says_so, |_| {
+        let s = Scene::new("env-user-nproc");
+        let folder = s.path("repo");
+        std::fs::create_dir(&folder).unwrap();
+        let fake = fixture("fake-opencode");
+        let bin = ocwrap_bin();
+        let cases: [(&[&str], &str); 3] = [
+            (
+                &["--", "true"],
+                "ocwrap: error: cannot start true: fork failed: resource temporarily unavailable",
+            ),
+            (
+                &["spawn", "--opencode", p(&fake), p(&folder)],
+                "fork failed: resource temporarily unavailable",
+            ),
+            (
+                &["spawn", "--detach", "--opencode", p(&fake), p(&folder)],
+                "cannot fork the detached supervisor",
+            ),
+        ];
+        for (args, says) in cases {
+            // At most one process for this user, who already has more: the
+            // kernel refuses ocwrap's fork with EAGAIN.
+            let mut c = Command::new("prlimit");
+            c.args(["--nproc=1", "--"]).arg(&bin).args(args);
+            scene_env(&s, &mut c);
+            let mut r = Running::start(c);
+            let st = r.finish(T, "ocwrap under prlimit --nproc=1");
+            let err = r.stderr();
+            assert_eq!(code(st), 125, "{args:?}: {err}");
+            assert!(
+                err.contains(says) && err.lines().count() == 1,
+                "{args:?}: {err}"
+            );
+        }
+        let mut ps = Running::start(ocwrap(&s, &["ps", "--json"]));
+        ps.finish(T, "ps");
+        assert_eq!(ps.stdout().trim(), "[]", "a record was left");
+        let logs = std::fs::read_dir(s.state_dir())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().contains(".log"))
+                    .count()
+            })
+            .unwrap_or(0);
+        assert_eq!(logs, 0, "a log was left");
+    });
 }

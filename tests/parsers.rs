@@ -1,18 +1,19 @@
 //! Property tests for the parsers that read what other programs wrote:
-//! `/proc/PID/stat` lines, opencode's listening line, durations from the
-//! command line and the environment, and workspace records from the state
-//! directory. Whatever the input, a parser returns a value or an error; it
-//! never panics.
+//! `/proc/PID/stat` lines, opencode's listening line, durations and sizes
+//! from the command line and the environment, processes' arguments and the
+//! `reap --match` matcher, and workspace records from the state directory.
+//! Whatever the input, a parser returns a value or an error; it never
+//! panics.
 
 mod common;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use ocwrap::cli::parse_duration;
-use ocwrap::opencode::parse_listening;
-use ocwrap::proc::{ProcId, parse_stat};
+use ocwrap::cli::{MAX_DURATION, MIN_LOG_MAX, parse_duration, parse_log_max};
+use ocwrap::opencode::{SERVER_COMMAND, ServerCommand, parse_listening};
+use ocwrap::proc::{ProcId, parse_stat, split_argv};
 use ocwrap::state::StateDir as Registry;
 use ocwrap::state::registry::{Record, valid_id};
 use proptest::prelude::*;
@@ -153,8 +154,115 @@ proptest! {
         prop_assert_eq!(valid_id(&text), expected);
     }
 
+    /// Whatever parse_duration accepts is at most a year, and every
+    /// deadline ocwrap makes from it (now + grace + kill-timeout, on both
+    /// clocks) fits: no duration from the command line can make the
+    /// teardown's arithmetic overflow.
     #[test]
-    fn parse_duration_reads_what_users_type(n in 0..1_000_000_000u64, m in 0..100_000u64, pad in "[ \t]{0,3}") {
+    fn parse_duration_never_accepts_an_overflowing_duration(
+        text in prop_oneof![
+            any::<String>(),
+            (any::<u64>(), proptest::sample::select(vec!["", "ns", "ms", "s", "m", "h", "d", "w", "M", "y"]))
+                .prop_map(|(n, u)| format!("{n}{u}")),
+            (0..400u64, proptest::sample::select(vec!["d", "days", "w", "M", "y"]))
+                .prop_map(|(n, u)| format!("{n}{u}")),
+        ],
+    ) {
+        if let Ok(d) = parse_duration(&text) {
+            prop_assert!(d <= MAX_DURATION, "{} gave {:?}", text, d);
+            let now = Instant::now();
+            prop_assert!(now.checked_add(d).and_then(|t| t.checked_add(d)).is_some());
+            prop_assert!(SystemTime::now().checked_add(d + d).is_some());
+            prop_assert!(u64::try_from((d + d).as_millis()).is_ok());
+        }
+    }
+
+    #[test]
+    fn durations_over_a_year_are_refused(secs in MAX_DURATION.as_secs() + 1..=u64::MAX, extra_ms in 1..1000u64) {
+        let e = parse_duration(&secs.to_string()).unwrap_err();
+        prop_assert!(e.contains("at most 365 days"), "{}", e);
+        let with_unit = format!("{secs}s");
+        prop_assert!(parse_duration(&with_unit).is_err(), "{} was accepted", with_unit);
+        let just_over = format!("365d {extra_ms}ms");
+        prop_assert!(parse_duration(&just_over).is_err(), "{} was accepted", just_over);
+    }
+
+    #[test]
+    fn parse_log_max_never_panics_and_keeps_its_floor(
+        text in prop_oneof![
+            any::<String>(),
+            (any::<u64>(), proptest::sample::select(vec!["", "k", "K", "KiB", "kib", "M", "MiB", "g", "GiB", "MB", " M"]))
+                .prop_map(|(n, u)| format!("{n}{u}")),
+        ],
+    ) {
+        if let Ok(bytes) = parse_log_max(&text) {
+            prop_assert!(bytes >= MIN_LOG_MAX);
+        }
+    }
+
+    #[test]
+    fn parse_log_max_reads_binary_units(n in 64..4_000_000u64) {
+        prop_assert_eq!(parse_log_max(&format!("{n}K")), Ok(n << 10));
+        prop_assert_eq!(parse_log_max(&format!("{n}kib")), Ok(n << 10));
+        prop_assert_eq!(parse_log_max(&format!("{n}m")), Ok(n << 20));
+        prop_assert_eq!(parse_log_max(&format!("{}", n << 10)), Ok(n << 10));
+    }
+
+    #[test]
+    fn argv_splits_back_into_its_words(words in proptest::collection::vec("[^\u{0}]{0,12}", 1..8)) {
+        let mut bytes = Vec::new();
+        for w in &words {
+            bytes.extend_from_slice(w.as_bytes());
+            bytes.push(0);
+        }
+        let back = split_argv(&bytes);
+        if words == [String::new()] {
+            prop_assert!(back.is_empty());
+        } else {
+            prop_assert_eq!(back, words);
+        }
+    }
+
+    #[test]
+    fn server_command_never_panics(pattern in any::<String>(), argv in proptest::collection::vec(any::<String>(), 0..8)) {
+        if let Some(p) = ServerCommand::parse(&pattern) {
+            let _ = p.matches(&argv);
+        }
+    }
+
+    /// A program named `opencode` (anywhere) run with `serve` is a server,
+    /// also behind node or python3; anything that only carries the words
+    /// later in its arguments (tmux, a shell's -c, an editor) is not.
+    #[test]
+    fn a_server_is_what_runs_not_what_is_mentioned(
+        dir in "(/[a-z0-9._-]{1,8}){0,4}",
+        interpreter in proptest::option::of(proptest::sample::select(vec!["node", "/usr/bin/node", "python3", "bun"])),
+        rest in proptest::collection::vec("[!-~]{1,10}", 0..4),
+        wrapper in "[a-z][a-z0-9-]{0,10}".prop_filter("not a runtime or the server", |w| {
+            !["node", "nodejs", "bun", "deno", "python", "python2", "python3", "sh", "bash", "dash", "opencode"].contains(&w.as_str())
+        }),
+        wrapper_args in proptest::collection::vec("[!-~]{1,10}", 0..4),
+    ) {
+        let default = ServerCommand::parse(SERVER_COMMAND).unwrap();
+        let program = if dir.is_empty() { "opencode".to_string() } else { format!("{dir}/opencode") };
+        let mut argv: Vec<String> = interpreter.iter().map(|i| i.to_string()).collect();
+        argv.push(program.clone());
+        argv.push("serve".into());
+        argv.extend(rest.iter().cloned());
+        prop_assert!(default.matches(&argv), "{:?}", argv);
+
+        let mut mention = vec![wrapper.clone()];
+        mention.extend(wrapper_args.iter().cloned());
+        mention.push(program.clone());
+        mention.push("serve".into());
+        mention.extend(rest.iter().cloned());
+        prop_assert!(!default.matches(&mention), "{:?}", mention);
+        let joined = vec![wrapper, "-c".into(), format!("{program} serve")];
+        prop_assert!(!default.matches(&joined), "{:?}", joined);
+    }
+
+    #[test]
+    fn parse_duration_reads_what_users_type(n in 0..=30_000_000u64, m in 0..20_000u64, pad in "[ \t]{0,3}") {
         prop_assert_eq!(parse_duration(&format!("{pad}{n}{pad}")), Ok(Duration::from_secs(n)));
         prop_assert_eq!(parse_duration(&format!("{n}s")), Ok(Duration::from_secs(n)));
         prop_assert_eq!(parse_duration(&format!("{n}ms")), Ok(Duration::from_millis(n)));

@@ -63,6 +63,118 @@ fn not_found_is_127_and_not_executable_is_126() {
 }
 
 #[test]
+fn a_directory_or_a_script_without_its_interpreter_is_126_and_named() {
+    let s = Scene::new("exec2");
+    let bin = s.path("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let dir = bin.to_str().unwrap();
+    let (o, _) = run_output(s.ocwrap(&["--", dir]), T);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("ocwrap: error: {dir}: is a directory\n")
+    );
+
+    // Found, executable, but its #! interpreter is missing: the kernel says
+    // ENOENT, which is not "command not found".
+    use std::os::unix::fs::PermissionsExt;
+    let script = bin.join("needs-python");
+    std::fs::write(&script, "#!/nope/python -u\nprint('hi')\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let expected = |name: &str| {
+        format!(
+            "ocwrap: error: {name}: cannot execute: its interpreter /nope/python was not found\n"
+        )
+    };
+    let (o, _) = run_output(s.ocwrap(&["--", script.to_str().unwrap()]), T);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert_eq!(stderr(&o), expected(script.to_str().unwrap()));
+    // The same found through PATH.
+    let mut c = s.ocwrap(&["--", "needs-python"]);
+    c.env("PATH", format!("{dir}:/usr/bin:/bin"));
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert_eq!(stderr(&o), expected("needs-python"));
+    // And a name found nowhere is still 127.
+    let mut c = s.ocwrap(&["--", "no-such-command-xyz"]);
+    c.env("PATH", dir);
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("command not found"), "{}", stderr(&o));
+}
+
+/// Durations above a year (or that do not fit at all) are refused when the
+/// command line is parsed, from a flag or from the environment: exit 125, a
+/// usage error, no panic, and CMD never started. Until issue 13 the
+/// grace passed and the teardown aborted on "overflow when adding duration
+/// to instant" (exit 134), leaving the tree behind.
+#[test]
+fn huge_durations_are_refused_before_anything_starts() {
+    let s = Scene::new("huge");
+    let started = s.path("started");
+    let cmd = format!("touch {}", started.display());
+    let refused = |o: &std::process::Output, what: &str| {
+        let err = stderr(o);
+        assert_eq!(o.status.code(), Some(125), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: invalid value ")
+                && (first.ends_with("is too long: at most 365 days")
+                    || first.contains("invalid duration")),
+            "{what}: not a one-line usage error: {err}"
+        );
+        assert!(!started.exists(), "{what}: CMD was started");
+    };
+    for value in [
+        "18446744073709551615",
+        "18446744073709551616",
+        "366d",
+        "31536001",
+        "600000000000y",
+    ] {
+        for flag in ["--grace", "--kill-timeout", "--linger"] {
+            let (o, _) = run_output(s.ocwrap(&[flag, value, "--", "sh", "-c", &cmd]), T);
+            refused(&o, &format!("{flag} {value}"));
+            let (o, _) = run_output(s.ocwrap(&["run", flag, value, "sh", "-c", &cmd]), T);
+            refused(&o, &format!("run {flag} {value}"));
+        }
+        for var in ["OCWRAP_GRACE", "OCWRAP_KILL_TIMEOUT", "OCWRAP_LINGER"] {
+            let mut c = s.ocwrap(&["--", "sh", "-c", &cmd]);
+            c.env(var, value);
+            let (o, _) = run_output(c, T);
+            refused(&o, &format!("{var}={value}"));
+        }
+        for sub in [&["stop", "--all"][..], &["reap", "--dry-run"][..]] {
+            let mut args = sub.to_vec();
+            args.extend(["--grace", value]);
+            let (o, _) = run_output(s.ocwrap(&args), T);
+            refused(&o, &args.join(" "));
+        }
+    }
+
+    // A year is fine, and so is the arithmetic on it: a tree that ends on
+    // the stop signal is done at once.
+    let (o, took) = run_output(
+        s.ocwrap(&[
+            "--grace",
+            "365d",
+            "--kill-timeout",
+            "365d",
+            "--",
+            "sh",
+            "-c",
+            "setsid sleep 1000 & exit 3",
+        ]),
+        T,
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 survivors"), "{}", stderr(&o));
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+}
+
+#[test]
 fn bad_usage_is_125_with_a_clear_message() {
     let s = Scene::new("usage");
     let (o, _) = run_output(s.ocwrap(&[]), T);

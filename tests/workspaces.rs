@@ -17,6 +17,18 @@ fn fake() -> String {
     fixture("fake-opencode").display().to_string()
 }
 
+/// `SCENE/bin/opencode`, a symlink to the fake: what `reap` takes for an
+/// opencode server (its program is named `opencode`).
+fn opencode_link(s: &Scene) -> String {
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("opencode");
+    if !link.exists() {
+        std::os::unix::fs::symlink(fake(), &link).unwrap();
+    }
+    link.display().to_string()
+}
+
 fn folder(s: &Scene, name: &str) -> String {
     let p = s.path(name);
     std::fs::create_dir_all(&p).unwrap();
@@ -181,7 +193,14 @@ fn bad_folder_and_missing_opencode_fail_before_anything_starts() {
         T,
     );
     assert_eq!(o.status.code(), Some(125));
-    assert!(stderr(&o).contains("is not a directory"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "cannot use folder {}: not a directory",
+            file.display()
+        )),
+        "{}",
+        stderr(&o)
+    );
 
     let dir = folder(&s, "repo");
     let mut c = s.ocwrap(&["spawn", &dir]);
@@ -329,11 +348,14 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     let s = Scene::new("ws-orphan");
     let dir = folder(&s, "repo");
     let pids = s.path("orphan.json");
+    // Servers are recognised by their program's name: the fake, started as
+    // `opencode` (argv: `python3 .../bin/opencode serve ...`).
+    let opencode = opencode_link(&s);
     // An orphan: double fork so its parent is gone (re-parented to PID 1).
     let script = format!(
         "(FAKE_OPENCODE_PIDS={} setsid {} serve --port=0 --mark={} >/dev/null 2>&1 &) ; exit 0",
         pids.display(),
-        fake(),
+        opencode,
         s.mark
     );
     let st = Command::new("sh")
@@ -353,7 +375,7 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
             &format!(
                 "FAKE_OPENCODE_PIDS={} {} serve --port=0 --mark={} >/dev/null 2>&1; wait",
                 pids2.display(),
-                fake(),
+                opencode,
                 s.mark
             ),
         ])
@@ -381,7 +403,7 @@ fn reap_finds_an_untracked_orphaned_server_and_spares_one_with_a_parent() {
     );
     assert_eq!(stdout(&o), "nothing to reap\n");
 
-    let pattern = format!("serve --port=0 --mark={}", s.mark);
+    let pattern = format!("opencode serve --port=0 --mark={}", s.mark);
     let (o, _) = run_output(s.ocwrap(&["reap", "--grace", "2s", "--match", &pattern]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!is_alive(orphan), "the orphan survived reap");
@@ -711,4 +733,378 @@ fn the_npm_launchers_death_is_a_stop_request() {
     );
     assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// The files of the state directory whose name starts with `id` (the
+/// record, the log and its rotated part), sorted.
+fn files_of(s: &Scene, id: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(s.state_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(id))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The `*.log*` files of the state directory.
+fn logs_in(s: &Scene) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(s.state_dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(".log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_detached_workspaces_log_goes_when_it_ends_cleanly_and_stays_when_it_fails() {
+    let s = Scene::new("ws-logs");
+    let dir = folder(&s, "repo");
+
+    // Stopped: ended as asked, so record and log both go.
+    let j = spawn_detached(&s, &dir, &[]);
+    let id = j["id"].as_str().unwrap().to_string();
+    let log = j["log"].as_str().unwrap().to_string();
+    assert_eq!(
+        log,
+        s.state_dir()
+            .join(format!("{id}.log"))
+            .display()
+            .to_string()
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("opencode server listening on")
+    );
+    let (o, _) = run_output(s.ocwrap(&["stop", &id]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        wait_until(T, || files_of(&s, &id).is_empty()),
+        "a cleanly stopped workspace left {:?}",
+        files_of(&s, &id)
+    );
+
+    // opencode killed from outside after it was ready: a failure. The log
+    // stays and says where it is.
+    let j = spawn_detached(&s, &dir, &[]);
+    let id = j["id"].as_str().unwrap().to_string();
+    let log = j["log"].as_str().unwrap().to_string();
+    let sup = j["pids"]["supervisor"].as_i64().unwrap() as i32;
+    kill_pid(
+        j["pids"]["opencode"].as_i64().unwrap() as i32,
+        libc::SIGKILL,
+    );
+    assert!(
+        wait_until(T, || !is_alive(sup)),
+        "the supervisor kept running"
+    );
+    assert!(wait_until(T, || s.alive().is_empty()), "{:?}", s.alive());
+    assert_eq!(
+        files_of(&s, &id),
+        [format!("{id}.log")],
+        "the failed workspace's log is gone"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!(
+            "workspace {id} ended badly (CMD was killed by SIGKILL); its log is kept at {log}"
+        )),
+        "{text}"
+    );
+
+    // Crashed before it was ready: the caller's error names the log, which
+    // holds opencode's last words.
+    let mut c = s.ocwrap(&["spawn", "--detach", "--opencode", &fake(), &dir]);
+    c.env("FAKE_OPENCODE_MODE", "crash");
+    let before = logs_in(&s);
+    let (o, _) = run_output(c, T);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let new: Vec<String> = logs_in(&s)
+        .into_iter()
+        .filter(|l| !before.contains(l))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let kept = s.state_dir().join(&new[0]);
+    let err = stderr(&o);
+    assert!(err.contains("fatal: something broke"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with(&format!("; its log is kept at {}", kept.display())),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_to_string(&kept)
+            .unwrap()
+            .contains("fatal: something broke")
+    );
+    assert!(wait_until(T, || s.alive().is_empty()), "{:?}", s.alive());
+}
+
+#[test]
+fn a_detached_spawn_that_never_started_leaves_no_log() {
+    let s = Scene::new("ws-nolog");
+    let dir = folder(&s, "repo");
+    let not_there = s.path("no/opencode");
+    let a_dir = s.path("bin");
+    std::fs::create_dir(&a_dir).unwrap();
+    for (opencode, status, says) in [
+        (&not_there, 127, "command not found"),
+        (&a_dir, 126, "is a directory"),
+    ] {
+        let opencode = opencode.to_str().unwrap();
+        let (o, _) = run_output(
+            s.ocwrap(&["spawn", "--detach", "--opencode", opencode, &dir]),
+            T,
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(status), "{err}");
+        assert!(err.contains(&format!("{opencode}: {says}")), "{err}");
+        assert!(!err.contains("log is kept"), "{err}");
+        assert_eq!(
+            logs_in(&s),
+            Vec::<String>::new(),
+            "{opencode}: an empty log was left"
+        );
+        assert!(ps(&s).is_empty());
+    }
+}
+
+/// With `--log-max 64KiB`, 4 MB of opencode's stderr (where real opencode's
+/// --print-logs go) leaves at most ID.log and ID.log.1, each within the cap
+/// at every moment it is looked at, with no line lost at a rotation; the
+/// supervisor writes to the current ID.log, opencode only to a pipe.
+#[test]
+fn a_detached_workspaces_log_is_capped_by_rotation() {
+    let s = Scene::new("ws-rotate");
+    let dir = folder(&s, "repo");
+    let mut c = s.ocwrap(&["spawn", "--detach", "--json", "--opencode", &fake(), &dir]);
+    c.env("FAKE_OPENCODE_MODE", "chatty")
+        .env("FAKE_OPENCODE_CHATTY_STDERR", "1")
+        .env("OCWRAP_LOG_MAX", "64KiB");
+    let (o, _) = run_output(c, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let id = j["id"].as_str().unwrap().to_string();
+    let log = std::path::PathBuf::from(j["log"].as_str().unwrap());
+    let old = s.state_dir().join(format!("{id}.log.1"));
+    const MAX: u64 = 64 * 1024;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let text = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut peak = 0;
+    let done = wait_until(T, || {
+        let (a, b) = (size(&log), size(&old));
+        assert!(
+            a <= MAX && b <= MAX,
+            "over the cap: {id}.log {a}, {id}.log.1 {b}"
+        );
+        peak = peak.max(a + b);
+        let names = files_of(&s, &id);
+        assert!(
+            names.iter().all(|n| [
+                format!("{id}.json"),
+                format!("{id}.log"),
+                format!("{id}.log.1")
+            ]
+            .contains(n)),
+            "{names:?}"
+        );
+        text(&log).contains("log line 19999 ")
+    });
+    assert!(done, "opencode's output stalled (or was lost)");
+    assert!(peak > MAX, "never rotated: peak {peak}");
+    // What is kept is the newest stretch, every line of it, in order.
+    let kept = format!("{}{}", text(&old), text(&log));
+    let numbers: Vec<u32> = kept
+        .lines()
+        .filter_map(|l| l.strip_prefix("log line ")?.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(numbers.len() > 400, "{} lines kept", numbers.len());
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0] + 1) && numbers.last() == Some(&19999),
+        "lines lost or out of order around a rotation"
+    );
+    // The supervisor's stdout and stderr are the current log; opencode's
+    // are a pipe (so nothing but the supervisor holds a log open).
+    let sup = j["pids"]["supervisor"].as_i64().unwrap();
+    let oc = j["pids"]["opencode"].as_i64().unwrap();
+    for fd in [1, 2] {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{sup}/fd/{fd}")).unwrap(),
+            log
+        );
+        let oc_fd = std::fs::read_link(format!("/proc/{oc}/fd/{fd}")).unwrap();
+        assert!(oc_fd.to_string_lossy().starts_with("pipe:"), "{oc_fd:?}");
+    }
+    let (o, _) = run_output(s.ocwrap(&["stop", &id]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        wait_until(T, || files_of(&s, &id).is_empty()),
+        "stop left {:?}",
+        files_of(&s, &id)
+    );
+    assert!(s.alive().is_empty(), "{:?}", s.alive());
+}
+
+#[test]
+fn bad_log_max_and_huge_ready_timeout_are_usage_errors_and_start_nothing() {
+    let s = Scene::new("ws-usage");
+    let dir = folder(&s, "repo");
+    let pids = s.path("pids.json");
+    let cases: [(&[&str], &str, &str); 6] = [
+        (
+            &["--ready-timeout", "18446744073709551615"],
+            "",
+            "at most 365 days",
+        ),
+        (&["--ready-timeout", "366d"], "", "at most 365 days"),
+        (&[], "OCWRAP_READY_TIMEOUT", "at most 365 days"),
+        (&["--log-max", "65535"], "", "at least 64KiB"),
+        (&["--log-max", "8MB"], "", "invalid size '8MB'"),
+        (&[], "OCWRAP_LOG_MAX", "at least 64KiB"),
+    ];
+    for (flags, var, says) in cases {
+        for detach in [false, true] {
+            let mut args = vec!["spawn", "--opencode"];
+            let f = fake();
+            args.push(&f);
+            if detach {
+                args.push("--detach");
+            }
+            args.extend(flags);
+            args.push(&dir);
+            let mut c = s.ocwrap(&args);
+            c.env("FAKE_OPENCODE_PIDS", &pids);
+            match var {
+                "OCWRAP_READY_TIMEOUT" => c.env(var, "18446744073709551615"),
+                "OCWRAP_LOG_MAX" => c.env(var, "1K"),
+                _ => &mut c,
+            };
+            let (o, _) = run_output(c, T);
+            let err = stderr(&o);
+            let what = format!("{args:?} {var}");
+            assert_eq!(o.status.code(), Some(125), "{what}: {err}");
+            assert!(
+                err.lines().next().unwrap_or_default().contains(says),
+                "{what}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{what}: {err}");
+            assert!(!pids.exists(), "{what}: opencode was started");
+            assert!(
+                !s.state_dir().exists(),
+                "{what}: the state directory was touched"
+            );
+        }
+    }
+    assert!(s.alive().is_empty());
+}
+
+/// `XDG_RUNTIME_DIR` set to something that is not a directory (a session
+/// that ended, a value copied into a container): the state goes to
+/// `$TMPDIR/ocwrap-UID` instead, and every command finds it there.
+#[test]
+fn a_missing_xdg_runtime_dir_falls_back_to_tmpdir() {
+    let s = Scene::new("ws-xdg");
+    let dir = folder(&s, "repo");
+    let tmp = s.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let a_file = s.path("a-file");
+    std::fs::write(&a_file, "").unwrap();
+    let fallback = tmp.join(format!("ocwrap-{}", sys::getuid()));
+    let xdg = s.path("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for (runtime_dir, expected) in [
+        (s.path("gone"), fallback.clone()),
+        (a_file.clone(), fallback.clone()),
+        // The control: an existing runtime dir is used.
+        (xdg.clone(), xdg.join("ocwrap")),
+    ] {
+        let with_env = |args: &[&str]| {
+            let mut c = s.ocwrap(args);
+            c.env_remove("OCWRAP_STATE_DIR")
+                .env("XDG_RUNTIME_DIR", &runtime_dir)
+                .env("TMPDIR", &tmp);
+            run_output(c, T).0
+        };
+        let o = with_env(&["spawn", "--detach", "--json", "--opencode", &fake(), &dir]);
+        let what = format!("XDG_RUNTIME_DIR={}", runtime_dir.display());
+        assert!(o.status.success(), "{what}: {}", stderr(&o));
+        let j: Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        let id = j["id"].as_str().unwrap();
+        assert!(
+            expected.join(format!("{id}.json")).exists(),
+            "{what}: no record in {}",
+            expected.display()
+        );
+        assert_eq!(
+            j["log"],
+            expected.join(format!("{id}.log")).display().to_string(),
+            "{what}"
+        );
+        let rows: Value = serde_json::from_str(&stdout(&with_env(&["ps", "--json"]))).unwrap();
+        assert_eq!(rows[0]["id"], id, "{what}: ps does not see it: {rows}");
+        let o = with_env(&["stop", id]);
+        assert!(o.status.success(), "{what}: {}", stderr(&o));
+        assert!(!expected.join(format!("{id}.json")).exists(), "{what}");
+        assert!(
+            wait_until(T, || s.alive().is_empty()),
+            "{what}: {:?}",
+            s.alive()
+        );
+    }
+    assert!(
+        !s.path("gone").exists(),
+        "ocwrap created the missing runtime dir"
+    );
+}
+
+/// Times and durations in a record come from a file: the largest ones are
+/// shown (and used) without a panic.
+#[test]
+fn a_record_with_huge_times_is_listed_and_stopped_without_a_panic() {
+    let s = Scene::new("ws-huge");
+    let me = std::process::id() as i32;
+    let start = ocwrap::proc::read_stat(me).unwrap().start_time;
+    let reg = ocwrap::state::StateDir::open(Some(&s.state_dir()), true)
+        .unwrap()
+        .unwrap();
+    // Our own PID with another start time: a dead workspace.
+    let gone = ocwrap::proc::ProcId {
+        pid: me,
+        start_time: start + 7,
+    };
+    reg.write_record(&ocwrap::state::registry::Record {
+        version: 1,
+        id: "0badf00e".into(),
+        folder: s.dir.clone(),
+        url: None,
+        port: None,
+        uid: sys::getuid(),
+        supervisor: gone,
+        opencode: Some(gone),
+        pgid: me,
+        log: None,
+        started_at: u64::MAX,
+        grace_ms: u64::MAX,
+        kill_timeout_ms: u64::MAX,
+    })
+    .unwrap();
+    let rows = ps(&s);
+    assert_eq!(rows[0]["started_at"], "9999-12-31T23:59:59Z", "{}", rows[0]);
+    let (o, _) = run_output(s.ocwrap(&["ps"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    let (o, _) = run_output(s.ocwrap(&["stop", "0badf00e"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(ps(&s).is_empty());
 }

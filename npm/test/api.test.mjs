@@ -226,7 +226,7 @@ describe("startWorkspace errors: rejected with an OcwrapError, nothing left runn
     await rejectsWith(startWorkspace(file, { output: "ignore" }), {
       code: "OCWRAP_BAD_FOLDER",
       exitCode: 125,
-      message: /is not a directory/,
+      message: /^cannot use folder .*a-file: not a directory$/,
     });
   });
 

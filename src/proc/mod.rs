@@ -162,16 +162,31 @@ pub fn parse_uids(status: &str) -> Option<(u32, u32)> {
 /// The command line of a process, arguments joined by spaces ("" for a
 /// kernel thread or a process that is gone).
 pub fn read_cmdline(pid: Pid) -> String {
+    read_argv(pid).join(" ")
+}
+
+/// The arguments of a process, from `/proc/PID/cmdline` (empty for a
+/// kernel thread, a process that is gone, or a `/proc` that is not ours).
+pub fn read_argv(pid: Pid) -> Vec<String> {
     if !available() {
-        return String::new();
+        return Vec::new();
     }
-    match fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(bytes) => {
-            let trimmed = bytes.strip_suffix(&[0]).unwrap_or(&bytes);
-            String::from_utf8_lossy(trimmed).replace('\0', " ")
-        }
-        Err(_) => String::new(),
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| split_argv(&bytes))
+        .unwrap_or_default()
+}
+
+/// Splits the contents of a `cmdline` file on NUL (each argument ends with
+/// one; a non-UTF-8 byte becomes U+FFFD).
+pub fn split_argv(bytes: &[u8]) -> Vec<String> {
+    let trimmed = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return Vec::new();
     }
+    trimmed
+        .split(|&b| b == 0)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
 }
 
 /// Whether the environment of `pid` holds exactly `entry` (`NAME=value`).
@@ -195,22 +210,29 @@ pub fn uptime_ticks() -> Option<u64> {
 /// The children of `pid`, from the `children` file of each of its threads
 /// (a child is listed under the thread that forked it, or that adopted it).
 pub fn children_of(pid: Pid) -> Vec<Pid> {
-    let mut out = Vec::new();
+    try_children_of(pid).unwrap_or_default()
+}
+
+/// [`children_of`], or None when they cannot be read: the process is gone,
+/// or hidden from us (`hidepid`, another user's process), so an empty list
+/// would not mean "no children".
+pub fn try_children_of(pid: Pid) -> Option<Vec<Pid>> {
     if !available() {
-        return out;
+        return None;
     }
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut out = Vec::new();
+    let mut read_any = false;
     for t in tasks.flatten() {
         if let Ok(text) = fs::read_to_string(t.path().join("children")) {
+            read_any = true;
             out.extend(
                 text.split_ascii_whitespace()
                     .filter_map(|x| x.parse::<Pid>().ok()),
             );
         }
     }
-    out
+    read_any.then_some(out)
 }
 
 /// Whether this kernel lists children in `/proc/PID/task/TID/children`
@@ -252,6 +274,18 @@ mod tests {
         assert!(parse_stat("12 (x) S 1 2").is_none());
         assert!(parse_stat("").is_none());
         assert!(parse_stat("x (y) S").is_none());
+    }
+
+    #[test]
+    fn splits_argv_on_nul() {
+        assert_eq!(
+            split_argv(b"tmux\0new\0-d\0opencode serve\0"),
+            ["tmux", "new", "-d", "opencode serve"]
+        );
+        assert_eq!(split_argv(b"x\0\0y"), ["x", "", "y"]);
+        assert!(split_argv(b"").is_empty());
+        assert!(split_argv(b"\0").is_empty());
+        assert_eq!(split_argv(b"a\xffb\0"), ["a\u{fffd}b"]);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! ```text
 //! $OCWRAP_STATE_DIR | $XDG_RUNTIME_DIR/ocwrap | $TMPDIR/ocwrap-UID    (0700, ours)
 //! ├── 1a2b3c4d.json      a workspace record (registry.rs)
-//! ├── 1a2b3c4d.log       a detached workspace's output
+//! ├── 1a2b3c4d.log       a detached workspace's output (the supervisor's
+//! │                      stdout and stderr; removed when it ends cleanly)
+//! ├── 1a2b3c4d.log.1     its older part, once it passed --log-max
 //! ├── stats.json         the cumulative counters (counters.rs)
 //! ├── stats.lock         taken while the counters are updated
 //! └── .NAME.PID.tmp      a write in progress (renamed over NAME)
@@ -35,13 +37,16 @@ pub struct StateDir {
 }
 
 /// `OCWRAP_STATE_DIR` (or `--state-dir`), else `$XDG_RUNTIME_DIR/ocwrap`,
-/// else `ocwrap-UID` under the temp dir.
+/// else `ocwrap-UID` under the temp dir (`$TMPDIR`, else `/tmp`). An
+/// `XDG_RUNTIME_DIR` that is not an existing directory (set by a login
+/// that has ended, copied into a container, `su` without a session) is
+/// ignored: the runtime dir is the session manager's to create, not ours.
 pub fn default_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
     match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        Some(x) if x.is_absolute() => x.join("ocwrap"),
+        Some(x) if x.is_absolute() && x.is_dir() => x.join("ocwrap"),
         _ => std::env::temp_dir().join(format!("ocwrap-{}", sys::getuid())),
     }
 }
@@ -81,6 +86,12 @@ impl StateDir {
     /// `ID.log`: a detached workspace's output.
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.log"))
+    }
+
+    /// `ID.log.1`: the older part of a detached workspace's output, once
+    /// its log was rotated.
+    pub fn rotated_log_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.log.1"))
     }
 
     /// The names (without `.json`) of every file that claims to be a

@@ -143,3 +143,20 @@ pub fn configure_child(cmd: &mut Command, setup: ChildSetup) {
         });
     }
 }
+
+/// Makes the command's stderr a copy of its stdout (`2>&1`), between fork
+/// and exec: after std has set up the command's stdio, so it is the same
+/// pipe (a detached workspace's output reaches its log only through the
+/// supervisor, see `crate::log`).
+pub fn stderr_to_stdout(cmd: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only
+    // calls dup2, which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::dup2(1, 2) == -1 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -49,21 +49,97 @@ pub fn dup_onto(fd: RawFd, target: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `fd` our stdout and stderr (the detached supervisor's log file,
+/// at the start and after each rotation of the log).
+pub fn redirect_output(fd: RawFd) -> io::Result<()> {
+    dup_onto(fd, 1)?;
+    dup_onto(fd, 2)
+}
+
+/// The size of the regular file open on `fd` (None: not a regular file).
+pub fn file_size(fd: RawFd) -> io::Result<Option<u64>> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st is valid for fstat to fill.
+    cvt(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so st is initialised.
+    let st = unsafe { st.assume_init() };
+    Ok((st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st.st_size as u64))
+}
+
 /// Closes every descriptor from `first` up, except `keep`: a detached
 /// supervisor must not hold its caller's pipes open (`$(ocwrap spawn ..)`
 /// would never see EOF).
+///
+/// `close_range` (Linux 5.9) does it in two calls. Where it is refused
+/// (ENOSYS on an older kernel, EPERM or ENOSYS from a seccomp profile), the
+/// descriptors `/proc/self/fd` lists are closed one by one; without `/proc`,
+/// every number up to the soft RLIMIT_NOFILE (at most [`MAX_FD_SWEEP`]).
 pub fn close_fds_from(first: RawFd, keep: RawFd) {
-    // SAFETY: close_range only closes descriptors; the ranges exclude `keep`
-    // and we own no other descriptor at this point that is still used.
-    unsafe {
-        if keep > first {
-            libc::syscall(libc::SYS_close_range, first as u32, (keep - 1) as u32, 0u32);
-        }
-        libc::syscall(
-            libc::SYS_close_range,
-            (keep + 1).max(first) as u32,
-            u32::MAX,
-            0u32,
-        );
+    let first = first.max(0) as u32;
+    let keep = keep as u32;
+    let lower = (first < keep).then(|| (first, keep - 1));
+    let upper = ((keep + 1).max(first), u32::MAX);
+    if [lower, Some(upper)]
+        .into_iter()
+        .flatten()
+        .all(|(lo, hi)| close_range(lo, hi).is_ok())
+    {
+        return;
     }
+    let close = |fd: RawFd| {
+        if fd >= first as RawFd && fd != keep as RawFd {
+            // SAFETY: closing a descriptor number; one that is not open only
+            // gives EBADF. Nothing in this (single-threaded) process uses
+            // these descriptors any more.
+            unsafe { libc::close(fd) };
+        }
+    };
+    match open_fds() {
+        Some(fds) => fds.into_iter().for_each(close),
+        None => (first as RawFd..nofile_soft_limit().min(MAX_FD_SWEEP)).for_each(close),
+    }
+}
+
+/// The most descriptor numbers closed one by one when neither
+/// `close_range` nor `/proc` is available: a hard limit of a million would
+/// otherwise cost a million system calls.
+pub const MAX_FD_SWEEP: RawFd = 65536;
+
+fn close_range(lo: u32, hi: u32) -> io::Result<()> {
+    // SAFETY: close_range only closes descriptors in [lo, hi]; the callers'
+    // ranges leave out the one descriptor that is still used.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0u32) };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The open descriptors, from `/proc/self/fd`: collected first, then the
+/// directory (itself one of them) is closed, so the list is only closed
+/// afterwards.
+fn open_fds() -> Option<Vec<RawFd>> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    let fds: Vec<RawFd> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // An empty listing means a /proc that is not ours to read.
+    (!fds.is_empty()).then_some(fds)
+}
+
+/// The soft RLIMIT_NOFILE: no descriptor can have a number at or above it
+/// (unless the limit was lowered after it was opened; those are rare
+/// enough, and [`MAX_FD_SWEEP`] bounds the cost anyway).
+fn nofile_soft_limit() -> RawFd {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit for getrlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return MAX_FD_SWEEP;
+    }
+    RawFd::try_from(lim.rlim_cur).unwrap_or(RawFd::MAX)
 }

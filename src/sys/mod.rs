@@ -27,9 +27,12 @@ use std::io;
 
 pub use child::{
     ChildSetup, configure_child, set_child_subreaper, set_foreground, set_parent_death_signal,
-    stdin_tty_foreground,
+    stderr_to_stdout, stdin_tty_foreground,
 };
-pub use daemon::{close_fds_from, dup_onto, fork_detached, pipe, set_nonblocking, setsid};
+pub use daemon::{
+    close_fds_from, dup_onto, file_size, fork_detached, pipe, redirect_output, set_nonblocking,
+    setsid,
+};
 pub use epoll::Epoll;
 pub use pidfd::{pidfd_open, pidfd_send_signal};
 pub use procdir::ProcDir;
@@ -123,6 +126,18 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
             done += n as usize;
         }
     }
+    Ok(())
+}
+
+/// Whether we may list `dir` and make it our working directory (read and
+/// search permission), as the real user: `spawn` checks its FOLDER before
+/// anything starts.
+pub fn can_read_and_enter(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: path is a NUL-terminated string that outlives the call.
+    cvt(unsafe { libc::access(path.as_ptr(), libc::R_OK | libc::X_OK) })?;
     Ok(())
 }
 

@@ -93,7 +93,11 @@ export function stopAllWorkspaces(options: StopOptions = {}): Promise<StopSummar
 export interface ReapOptions extends CommonOptions {
   /** List what would be ended, and why; end nothing. */
   dryRun?: boolean;
-  /** Command-line text that marks an untracked server (`--match`; default "opencode serve"). */
+  /**
+   * What an untracked server is (`--match WORDS`; default "opencode serve"):
+   * its program's name (a trailing path component, after a leading
+   * interpreter such as node), then its first arguments, word by word.
+   */
   match?: string;
   /** Grace before SIGKILL for what is reaped (`--grace`, default 10s). */
   grace?: Duration;
@@ -104,7 +108,8 @@ export interface ReapOptions extends CommonOptions {
 /**
  * Ends what a crash left behind (`ocwrap reap --json`): workspaces whose
  * supervisor is dead but whose processes live, and your untracked orphaned
- * processes whose command line contains `match`, with their descendants.
+ * processes that are a `match` server (by their arguments), with their
+ * descendants.
  * Rejects with OCWRAP_SURVIVORS (the ReapResult as `result`) when
  * something is left.
  */

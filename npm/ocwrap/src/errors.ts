@@ -17,8 +17,8 @@ export interface Survivor {
  *   platform package, PATH), or it could not be executed.
  * - `OCWRAP_UNSUPPORTED_PLATFORM`: there is no ocwrap binary for this
  *   platform (ocwrap runs on Linux only).
- * - `OCWRAP_BAD_FOLDER`: the workspace folder does not exist or is not a
- *   directory.
+ * - `OCWRAP_BAD_FOLDER`: the workspace folder does not exist, is not a
+ *   directory, or cannot be read (`cannot use folder X: ...`).
  * - `OCWRAP_OPENCODE_NOT_FOUND`: opencode was not found (exit code 127).
  * - `OCWRAP_NOT_READY`: the workspace never got ready: opencode did not
  *   print its listening line within `readyTimeout`, or exited first.

@@ -72,7 +72,7 @@ export function failureCode(result: Finished, message: string): OcwrapErrorCode 
   if (result.code === 127) return "OCWRAP_OPENCODE_NOT_FOUND";
   if (/never got ready/.test(message)) return "OCWRAP_NOT_READY";
   if (/^no workspace matches/.test(message)) return "OCWRAP_NO_MATCH";
-  if (/^folder .*: |is not a directory$/.test(message)) return "OCWRAP_BAD_FOLDER";
+  if (/^cannot use folder /.test(message)) return "OCWRAP_BAD_FOLDER";
   if (/survivors: /.test(message)) return "OCWRAP_SURVIVORS";
   return "OCWRAP_FAILED";
 }

@@ -3,10 +3,11 @@
 //! Targets (`targets.rs`):
 //! 1. workspaces whose supervisor is dead but whose processes live (from the
 //!    registry, every PID identity-checked);
-//! 2. untracked orphans: processes of ours whose command line contains the
-//!    pattern (`opencode serve` by default) and that were orphaned — their
-//!    parent is PID 1, or a known init/subreaper (systemd, tini, dumb-init,
-//!    catatonit, docker-init) — together with their descendants.
+//! 2. untracked orphans: processes of ours that are a server by their
+//!    arguments (program `opencode`, then `serve`, by default; `--match
+//!    WORDS`; see [`crate::opencode::ServerCommand`]) and that were
+//!    orphaned — their parent is PID 1, or a known init/subreaper (systemd,
+//!    tini, dumb-init, catatonit, docker-init) — with their descendants.
 //!
 //! Never touched: PID 1, ourselves, another user's process (even as root),
 //! a process whose parent is a live ocwrap, a live workspace's processes,
@@ -19,20 +20,16 @@ use serde_json::json;
 
 use crate::cli::{GlobalArgs, ReapArgs};
 use crate::exit_code::ExitCode;
+use crate::opencode::{SERVER_COMMAND, ServerCommand};
 use crate::state::StateDir;
 use crate::teardown::{self, Summary, Trigger};
 use targets::{Found, Target};
 
-const DEFAULT_PATTERN: &str = "opencode serve";
-
 pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
-    let pattern = args
-        .pattern
-        .clone()
-        .unwrap_or_else(|| DEFAULT_PATTERN.to_string());
-    if pattern.trim().is_empty() {
-        anyhow::bail!("--match needs a non-empty pattern");
-    }
+    let server = match &args.server {
+        Some(s) => s.clone(),
+        None => ServerCommand::parse(SERVER_COMMAND).expect("the default has words"),
+    };
     // A hostile state directory only costs us the registry: orphan
     // discovery still runs.
     let state = match StateDir::open(global.state_dir.as_deref(), false) {
@@ -50,7 +47,7 @@ pub fn reap(global: &GlobalArgs, args: ReapArgs) -> Result<ExitCode> {
     let (mut snap, partial) = targets::snapshot(&records);
     let mut found = Found::default();
     found.workspaces(records, &snap);
-    found.orphans(&mut snap, &pattern, partial);
+    found.orphans(&mut snap, &server, partial);
     if args.dry_run {
         print_targets(&found.targets, args.json, None)?;
         return Ok(ExitCode::Success);

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::opencode::ServerCommand;
 use crate::proc::{self, Owner, Snapshot, Stat, identity};
 use crate::state::registry::Record;
 use crate::sys::{self, Pid};
@@ -86,10 +87,11 @@ impl Found {
         }
     }
 
-    /// Untracked orphans whose command line contains `pattern`, with their
-    /// trees. `partial`: the snapshot holds only some trees, so an orphan's
-    /// own tree is read through the children files first.
-    pub fn orphans(&mut self, snap: &mut Snapshot, pattern: &str, partial: bool) {
+    /// Untracked orphans that are `server` (by their arguments, see
+    /// [`ServerCommand`]), with their trees. `partial`: the snapshot holds
+    /// only some trees, so an orphan's own tree is read through the
+    /// children files first.
+    pub fn orphans(&mut self, snap: &mut Snapshot, server: &ServerCommand, partial: bool) {
         let me = sys::getpid();
         let mut orphans: Vec<Stat> = snap
             .procs
@@ -102,10 +104,11 @@ impl Found {
             if self.claimed.contains(&s.pid) || self.live_workspace.contains(&s.pid) {
                 continue;
             }
-            let cmdline = proc::read_cmdline(s.pid);
-            if !cmdline.contains(pattern) || !identity::matches(s.id(), &s, Owner::me()) {
+            let argv = proc::read_argv(s.pid);
+            if !server.matches(&argv) || !identity::matches(s.id(), &s, Owner::me()) {
                 continue;
             }
+            let cmdline = argv.join(" ");
             if partial {
                 snap.add_trees(&proc::children_of(s.pid));
             }
@@ -132,7 +135,7 @@ impl Found {
             self.targets.push(Target {
                 pid: s.pid,
                 command: cmdline,
-                reason: format!("orphaned (parent {}) and matches '{pattern}'", s.ppid),
+                reason: format!("orphaned (parent {}) and matches '{server}'", s.ppid),
                 workspace: None,
                 processes: tree,
             });
@@ -141,10 +144,13 @@ impl Found {
 }
 
 /// The processes `reap` has to look at. A full scan of `/proc` is needed
-/// only to find a dead supervisor's processes by their marker. Otherwise
-/// (with children files) reap reads the live supervisors' trees, PID 1's
-/// children and the children of a reaper among those (`systemd --user`):
-/// orphans are found there. Returns the snapshot and whether it is partial.
+/// to find a dead supervisor's processes by their marker, and whenever PID
+/// 1 or its children cannot be read (`hidepid`, or a container whose PID 1
+/// is another user's): then the orphans are the processes we can see whose
+/// parent we cannot, or is PID 1. Otherwise (with children files) reap
+/// reads the live supervisors' trees, PID 1's children and the children of
+/// a reaper among those (`systemd --user`): orphans are found there.
+/// Returns the snapshot and whether it is partial.
 pub fn snapshot(records: &[Record]) -> (Snapshot, bool) {
     let any_dead = records
         .iter()
@@ -152,10 +158,12 @@ pub fn snapshot(records: &[Record]) -> (Snapshot, bool) {
     if any_dead || !proc::children_files() {
         return (Snapshot::scan(), false);
     }
+    let (Some(_), Some(top)) = (proc::read_stat(1), proc::try_children_of(1)) else {
+        return (Snapshot::scan(), false);
+    };
     let supervisors: Vec<Pid> = records.iter().map(|r| r.supervisor.pid).collect();
     let mut part = Snapshot::of_trees(&supervisors);
     part.add_pids(&[1]);
-    let top = proc::children_of(1);
     part.add_pids(&top);
     for c in top {
         if part

@@ -3,16 +3,16 @@
 //! failed, with the error and exit status), then exits; the supervisor keeps
 //! the workspace. Without `--detach`, the same [`Reporter`] prints to stdout.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::logfile::WorkspaceLog;
 use crate::exit_code::ExitCode;
 use crate::sys;
 
@@ -84,8 +84,8 @@ fn send(mut f: File, msg: &Message) {
 /// Forks. In the caller (`Ok(Err(code))`) it waits for the supervisor's
 /// message and returns the caller's exit status; in the supervisor
 /// (`Ok(Ok(reporter))`) it has left the caller's session, stdio and
-/// descriptors behind.
-pub fn fork(log_path: &Path) -> Result<std::result::Result<Reporter, ExitCode>> {
+/// descriptors behind, and writes to `log`, capped at `log_max` bytes.
+pub fn fork(log: &WorkspaceLog, log_max: u64) -> Result<std::result::Result<Reporter, ExitCode>> {
     let (r, w) = sys::pipe().context("cannot create a pipe")?;
     match sys::fork_detached().context("cannot fork the detached supervisor")? {
         Some(_child) => {
@@ -95,10 +95,12 @@ pub fn fork(log_path: &Path) -> Result<std::result::Result<Reporter, ExitCode>> 
         None => {
             drop(r);
             let mut reporter = Reporter::Pipe(Some(File::from(w)));
-            if let Err(e) = detach_stdio(log_path, &reporter) {
-                reporter.failed(&format!("cannot detach: {e:#}"), ExitCode::Error);
+            if let Err(e) = detach_stdio(&log.path, &reporter) {
+                let msg = log.failed(&format!("cannot detach: {e:#}"));
+                reporter.failed(&msg, ExitCode::Error);
                 return Ok(Err(ExitCode::Error));
             }
+            log.cap(log_max);
             Ok(Ok(reporter))
         }
     }
@@ -136,17 +138,11 @@ fn wait_for_message(r: OwnedFd) -> ExitCode {
 /// and stderr to the workspace's log, and none of the caller's other fds.
 fn detach_stdio(log_path: &Path, reporter: &Reporter) -> Result<()> {
     sys::setsid().context("setsid")?;
-    let log = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(log_path)
+    let log = crate::log::open_log(log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let null = File::open("/dev/null")?;
     sys::dup_onto(null.as_raw_fd(), 0)?;
-    sys::dup_onto(log.as_raw_fd(), 1)?;
-    sys::dup_onto(log.as_raw_fd(), 2)?;
+    sys::redirect_output(log.as_raw_fd())?;
     drop(null);
     drop(log);
     crate::log::stderr_changed();

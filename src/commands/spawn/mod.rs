@@ -4,37 +4,37 @@
 //! - this file: checks, the workspace's record, and the supervised run;
 //! - `readiness.rs`: opencode's stdout, until the listening line and after;
 //! - `detach.rs`: `--detach` (the fork, and the typed message back to the
-//!   caller) and where the result is reported.
+//!   caller) and where the result is reported;
+//! - `logfile.rs`: a detached workspace's log, removed or kept at the end.
 
 mod detach;
+mod logfile;
 mod readiness;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, SpawnArgs};
-use crate::exit_code::{ExitCode, SpawnError};
+use crate::exit_code::{ExitCode, SpawnError, io_reason};
 use crate::opencode::{self, Serve};
 use crate::proc::ProcId;
 use crate::state::StateDir;
 use crate::state::registry::{self, Record};
 use crate::supervisor::{Finished, Supervisor};
-use crate::sys::{self, Pid};
+use crate::sys::{self, Exit, Pid};
+use crate::teardown::Trigger;
 use detach::Reporter;
+use logfile::WorkspaceLog;
 use readiness::Readiness;
 
 pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
-    let folder = match std::fs::metadata(&args.folder) {
-        Ok(m) if m.is_dir() => std::fs::canonicalize(&args.folder)?,
-        Ok(_) => bail!("{} is not a directory", args.folder.display()),
-        Err(e) => bail!("folder {}: {e}", args.folder.display()),
-    };
+    let folder = usable_folder(&args.folder)?;
     let Some(opencode) = opencode::find(args.opencode.as_deref()) else {
         crate::log::error(
             "workspace.opencode_missing",
@@ -44,13 +44,15 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
         return Ok(ExitCode::NotFound);
     };
     let state = StateDir::open(global.state_dir.as_deref(), true)?.context("no state directory")?;
-    // 32 random bits; a clash with a live record is retried, not overwritten.
+    // 32 random bits; a clash with a live record (or a kept log) is
+    // retried, not overwritten.
     let mut id = registry::new_id()?;
-    while state.record_path(&id).exists() {
+    while state.record_path(&id).exists() || state.log_path(&id).exists() {
         id = registry::new_id()?;
     }
-    let mut reporter = if args.detach {
-        match detach::fork(&state.log_path(&id))? {
+    let log = args.detach.then(|| WorkspaceLog::new(&state, &id));
+    let mut reporter = if let Some(log) = &log {
+        match detach::fork(log, args.log_max)? {
             Ok(reporter) => reporter,
             Err(caller_exit) => return Ok(caller_exit),
         }
@@ -64,14 +66,27 @@ pub fn spawn(global: &GlobalArgs, args: SpawnArgs) -> Result<ExitCode> {
         id: &id,
         folder: &folder,
         opencode: &opencode,
+        log: log.as_ref(),
     };
     match ws.supervise(&mut reporter) {
         Ok(code) => Ok(code),
         Err(e) => {
-            reporter.failed(&format!("{e:#}"), ExitCode::Error);
+            reporter.failed(&ws.failed(&format!("{e:#}")), ExitCode::Error);
             Ok(ExitCode::Error)
         }
     }
+}
+
+/// FOLDER, checked before anything starts (opencode runs in it, so it must
+/// be a directory we can enter and list), made absolute.
+fn usable_folder(folder: &Path) -> Result<PathBuf> {
+    let fail = |why: String| anyhow::anyhow!("cannot use folder {}: {why}", folder.display());
+    let meta = std::fs::metadata(folder).map_err(|e| fail(io_reason(&e)))?;
+    if !meta.is_dir() {
+        return Err(fail("not a directory".into()));
+    }
+    sys::can_read_and_enter(folder).map_err(|e| fail(io_reason(&e)))?;
+    std::fs::canonicalize(folder).map_err(|e| fail(io_reason(&e)))
 }
 
 /// One workspace being started.
@@ -82,6 +97,8 @@ struct Workspace<'a> {
     id: &'a str,
     folder: &'a Path,
     opencode: &'a Path,
+    /// The detached workspace's log (None in the foreground).
+    log: Option<&'a WorkspaceLog>,
 }
 
 /// What `spawn --json` prints once the workspace is ready.
@@ -113,7 +130,14 @@ impl Workspace<'_> {
             workspace: self.id,
         }
         .command();
+        // opencode's stdout comes to us (the listening line), and so does
+        // its stderr when detached: then everything it prints reaches the
+        // log through us, and the log's size cap holds (with --print-logs
+        // most of what opencode says is on stderr).
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        if self.log.is_some() {
+            sys::stderr_to_stdout(&mut cmd);
+        }
         // A foreground workspace belongs to whoever started it: when that
         // process dies (even by SIGKILL), we get SIGTERM and tear down.
         let parent = (!self.args.detach).then(sys::getppid);
@@ -149,7 +173,7 @@ impl Workspace<'_> {
             )
         });
         drop(readiness);
-        let code = self.conclude(&finished);
+        let code = self.conclude(&finished, never_ready.is_none());
         if self.args.json && !reporter.is_detached() {
             let status = if never_ready.is_some() {
                 ExitCode::Error
@@ -159,7 +183,7 @@ impl Workspace<'_> {
             self.print_stopped(&finished, status);
         }
         if let Some(msg) = never_ready {
-            reporter.failed(&msg, ExitCode::Error);
+            reporter.failed(&self.failed(&msg), ExitCode::Error);
             return Ok(ExitCode::Error);
         }
         Ok(code)
@@ -172,11 +196,20 @@ impl Workspace<'_> {
             _ => e.message(),
         };
         if reporter.is_detached() {
-            reporter.failed(&msg, e.code());
+            reporter.failed(&self.failed(&msg), e.code());
         } else {
             crate::log::error("child.spawn_failed", &msg, json!({}));
         }
         e.code()
+    }
+
+    /// The message of a failed workspace, with where its log is kept (an
+    /// empty log is removed instead).
+    fn failed(&self, message: &str) -> String {
+        match self.log {
+            Some(log) => log.failed(message),
+            None => message.to_string(),
+        }
     }
 
     fn record(&self, opencode_pid: Pid) -> Result<Record> {
@@ -193,8 +226,8 @@ impl Workspace<'_> {
             pgid: opencode_pid,
             log: self.args.detach.then(|| self.state.log_path(self.id)),
             started_at: now_secs(),
-            grace_ms: limits.grace.as_millis() as u64,
-            kill_timeout_ms: limits.kill_timeout.as_millis() as u64,
+            grace_ms: millis(limits.grace),
+            kill_timeout_ms: millis(limits.kill_timeout),
         })
     }
 
@@ -250,9 +283,11 @@ impl Workspace<'_> {
         let _ = out.flush();
     }
 
-    /// The run is over: the summary, the exit status, and the record goes
-    /// once nothing of the workspace is left.
-    fn conclude(&self, finished: &Finished) -> ExitCode {
+    /// The run is over: the summary, the exit status; the record goes once
+    /// nothing of the workspace is left, and the log once the workspace
+    /// also ended as asked (see [`ended_cleanly`]). A workspace that was
+    /// never ready is reported by the caller, with its log.
+    fn conclude(&self, finished: &Finished, was_ready: bool) -> ExitCode {
         let code = crate::outcome::conclude(
             self.global.state_dir.as_deref(),
             self.args.supervise.report.as_deref(),
@@ -263,8 +298,35 @@ impl Workspace<'_> {
         if finished.summary.clean() {
             self.state.remove_record(self.id);
         }
+        if let Some(log) = self.log
+            && was_ready
+        {
+            if ended_cleanly(finished) {
+                log.remove();
+            } else {
+                let msg = log.failed(&format!(
+                    "workspace {} ended badly ({})",
+                    self.id, finished.summary.trigger
+                ));
+                crate::log::error("workspace.failed", &msg, json!({"workspace": self.id}));
+            }
+        }
         code
     }
+}
+
+/// A workspace ended cleanly when nothing of it is left and it ended as
+/// asked: stopped by a signal (`ocwrap stop`, a terminating signal to the
+/// supervisor) or opencode exiting with status 0. opencode exiting with
+/// another status or killed by something else is a failure worth a log.
+fn ended_cleanly(finished: &Finished) -> bool {
+    let s = &finished.summary;
+    s.clean()
+        && match s.trigger {
+            Trigger::Signal(_) | Trigger::Stop(_) => true,
+            Trigger::CmdExited(how) => how == Exit::Code(0),
+            Trigger::NotReady(_) | Trigger::Reap => false,
+        }
 }
 
 fn now_secs() -> u64 {
@@ -272,4 +334,21 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds, saturating (u128 does not fit a
+/// record's u64).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_never_panic() {
+        assert_eq!(millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
 }

@@ -1,9 +1,10 @@
-//! Watching opencode's stdout: readiness (the listening line) first, then
+//! Watching opencode's output (its stdout; when detached, its stderr too,
+//! through the same pipe): readiness (the listening line) first, then
 //! draining, so that opencode never blocks on a full pipe.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -44,10 +45,11 @@ impl<'a> Readiness<'a> {
     }
 
     fn line(&mut self, line: &str) {
-        // opencode's stdout goes on to our stderr: the terminal in the
-        // foreground, the workspace's log file when detached. Written before
-        // the URL is reported, so whoever gets the URL finds the line logged.
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        // opencode's output goes on to our stderr: the terminal in the
+        // foreground, the workspace's (capped) log file when detached.
+        // Written before the URL is reported, so whoever gets the URL finds
+        // the line logged.
+        crate::log::write_line(line);
         if self.url.is_some() {
             return;
         }
