@@ -89,8 +89,9 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
 /// our own PID namespace. One that is not mounted, or belongs to another
 /// namespace (its PIDs are not the ones our syscalls mean), is treated as
 /// showing nothing: ocwrap then never signals by what it says.
+static DIR: OnceLock<Option<sys::ProcDir>> = OnceLock::new();
+
 fn proc_dir() -> Option<&'static sys::ProcDir> {
-    static DIR: OnceLock<Option<sys::ProcDir>> = OnceLock::new();
     DIR.get_or_init(|| {
         let ours = fs::read_link("/proc/self")
             .ok()
@@ -126,6 +127,12 @@ pub fn hides_others() -> bool {
                 })
             })
     })
+}
+
+/// The descriptor of the open `/proc`, if it was opened already (a
+/// detached supervisor that closes what it inherited must keep it).
+pub fn dir_fd() -> Option<std::os::fd::RawFd> {
+    DIR.get()?.as_ref().map(sys::ProcDir::raw)
 }
 
 /// Whether `/proc` can be read at all (mounted, and our namespace's).

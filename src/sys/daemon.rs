@@ -74,20 +74,26 @@ pub fn file_size(fd: RawFd) -> io::Result<Option<u64>> {
 /// (ENOSYS on an older kernel, EPERM or ENOSYS from a seccomp profile), the
 /// descriptors `/proc/self/fd` lists are closed one by one; without `/proc`,
 /// every number up to the soft RLIMIT_NOFILE (at most [`MAX_FD_SWEEP`]).
-pub fn close_fds_from(first: RawFd, keep: RawFd) {
-    let first = first.max(0) as u32;
-    let keep = keep as u32;
-    let lower = (first < keep).then(|| (first, keep - 1));
-    let upper = ((keep + 1).max(first), u32::MAX);
-    if [lower, Some(upper)]
-        .into_iter()
-        .flatten()
-        .all(|(lo, hi)| close_range(lo, hi).is_ok())
-    {
+pub fn close_fds_from(first: RawFd, keep: &[RawFd]) {
+    let first = first.max(0);
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    // The ranges between the kept descriptors.
+    let mut ranges = Vec::new();
+    let mut lo = first as u32;
+    for &k in &keep {
+        if (k as u32) > lo {
+            ranges.push((lo, k as u32 - 1));
+        }
+        lo = k as u32 + 1;
+    }
+    ranges.push((lo, u32::MAX));
+    if ranges.iter().all(|&(lo, hi)| close_range(lo, hi).is_ok()) {
         return;
     }
     let close = |fd: RawFd| {
-        if fd >= first as RawFd && fd != keep as RawFd {
+        if fd >= first && !keep.contains(&fd) {
             // SAFETY: closing a descriptor number; one that is not open only
             // gives EBADF. Nothing in this (single-threaded) process uses
             // these descriptors any more.
@@ -96,7 +102,7 @@ pub fn close_fds_from(first: RawFd, keep: RawFd) {
     };
     match open_fds() {
         Some(fds) => fds.into_iter().for_each(close),
-        None => (first as RawFd..nofile_soft_limit().min(MAX_FD_SWEEP)).for_each(close),
+        None => (first..nofile_soft_limit().min(MAX_FD_SWEEP)).for_each(close),
     }
 }
 

@@ -21,6 +21,10 @@ impl ProcDir {
         Ok(ProcDir(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    pub fn raw(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+
     /// Reads `PID/NAME` with one `read`: procfs hands a small file over
     /// whole, so no second read is spent on finding the end.
     pub fn read(&self, pid: Pid, name: &str, buf: &mut [u8]) -> io::Result<usize> {

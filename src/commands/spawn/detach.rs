@@ -147,7 +147,10 @@ fn detach_stdio(log_path: &Path, reporter: &Reporter) -> Result<()> {
     drop(log);
     crate::log::stderr_changed();
     if let Reporter::Pipe(Some(p)) = reporter {
-        sys::close_fds_from(3, p.as_raw_fd());
+        // The open /proc (if anything read it already) stays: it is ours.
+        let mut keep = vec![p.as_raw_fd()];
+        keep.extend(crate::proc::dir_fd());
+        sys::close_fds_from(3, &keep);
     }
     Ok(())
 }
