@@ -5,8 +5,8 @@
 //! | --- | --- | --- |
 //! | stop request | TERM, PWR | forwards it to CMD, then starts the teardown |
 //! | job control | TSTP, TTIN, TTOU | forwards it; once CMD is stopped, stops itself |
-//! | forwarded | every other catchable signal (HUP, INT, QUIT, USR1, USR2, WINCH, ALRM, CONT, real-time signals…) | forwards it to CMD and keeps running |
-//! | ocwrap's own | CHLD (reaping), PIPE (kept ignored), KILL and STOP (cannot be caught) | never forwarded |
+//! | forwarded | every other catchable signal (HUP, INT, QUIT, USR1, USR2, WINCH, ALRM, CONT, PIPE, real-time signals…) | forwards it to CMD and keeps running; a SIGPIPE ocwrap raised itself (a write to a closed stderr) is not forwarded |
+//! | ocwrap's own | CHLD (reaping), KILL and STOP (cannot be caught) | never forwarded |
 //!
 //! During a teardown, TERM, INT, QUIT, HUP or PWR escalates to SIGKILL at
 //! once. A signal that was ignored when ocwrap started (`nohup`) stays
@@ -63,7 +63,7 @@ pub fn role(sig: i32) -> Role {
     match sig {
         libc::SIGTERM | libc::SIGPWR => Role::Stop,
         libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => Role::JobControl,
-        libc::SIGCHLD | libc::SIGPIPE | libc::SIGKILL | libc::SIGSTOP => Role::Own,
+        libc::SIGCHLD | libc::SIGKILL | libc::SIGSTOP => Role::Own,
         // glibc's own two (thread cancellation and setxid).
         32 | 33 => Role::Own,
         s if (1..=rtmax()).contains(&s) => Role::Forward,
@@ -80,7 +80,7 @@ pub fn escalates(sig: i32) -> bool {
 }
 
 /// Every signal the supervisor takes (blocked, read from its signalfd):
-/// all that can be caught, but glibc's own and PIPE.
+/// all that can be caught, but glibc's own.
 pub fn handled() -> Vec<i32> {
     (1..=rtmax())
         .filter(|&s| role(s) != Role::Own || s == libc::SIGCHLD)
@@ -208,21 +208,15 @@ mod tests {
         assert_eq!(role(libc::SIGSEGV), Role::Forward);
         assert_eq!(role(libc::SIGRTMIN() + 1), Role::Forward);
         assert_eq!(role(libc::SIGTSTP), Role::JobControl);
-        for own in [
-            libc::SIGCHLD,
-            libc::SIGPIPE,
-            libc::SIGKILL,
-            libc::SIGSTOP,
-            32,
-            33,
-        ] {
+        assert_eq!(role(libc::SIGPIPE), Role::Forward);
+        for own in [libc::SIGCHLD, libc::SIGKILL, libc::SIGSTOP, 32, 33] {
             assert_eq!(role(own), Role::Own, "{own}");
         }
         let h = handled();
         assert!(h.contains(&libc::SIGCHLD) && h.contains(&libc::SIGALRM));
-        assert!(!h.contains(&libc::SIGPIPE) && !h.contains(&libc::SIGKILL));
-        // Every catchable signal but PIPE and glibc's two.
-        assert_eq!(h.len() as i32, libc::SIGRTMAX() - 2 - 3);
+        assert!(h.contains(&libc::SIGPIPE) && !h.contains(&libc::SIGKILL));
+        // Every catchable signal but glibc's two.
+        assert_eq!(h.len() as i32, libc::SIGRTMAX() - 2 - 2);
         assert!(escalates(libc::SIGINT) && !escalates(libc::SIGUSR1));
     }
 

@@ -217,6 +217,12 @@ impl Supervisor {
             .collect();
         let set = SigSet::new(&taken);
         set.block().context("cannot block signals")?;
+        // SIGPIPE, ignored so far, is now blocked instead: a write to a
+        // closed pipe still fails with EPIPE, and one sent to us can be read
+        // and forwarded (unless our starter ignored it).
+        if !ignored.contains(&libc::SIGPIPE) {
+            sys::set_default(libc::SIGPIPE);
+        }
         let sigfd = SignalFd::new(&set).context("cannot create a signalfd")?;
         sys::set_child_subreaper().context("cannot become a child subreaper")?;
         let epoll = Epoll::new().context("cannot create an epoll instance")?;
@@ -325,6 +331,9 @@ impl Supervisor {
     /// One signal while CMD runs; a trigger when it starts the teardown.
     fn on_running_signal(&mut self, r: Received) -> Result<Option<(Trigger, Option<First>)>> {
         let sig = r.signal;
+        if self_inflicted(&r) {
+            return Ok(None);
+        }
         match signal::role(sig) {
             Role::Own if sig == libc::SIGCHLD => {
                 self.on_child_changed()?;
@@ -561,6 +570,9 @@ impl OwnTree<'_, '_> {
         let mut reaped = false;
         for r in self.sup.pending_signals().map_err(io::Error::other)? {
             let sig = r.signal;
+            if self_inflicted(&r) {
+                continue;
+            }
             if sig == libc::SIGCHLD {
                 self.reaped(events)?;
                 reaped = true;
@@ -726,6 +738,12 @@ fn exclusive_groups(snap: &Snapshot, me: Pid) -> HashSet<Pid> {
         .filter(|(g, n)| *g > 1 && *g != own && pinned.contains(g) && everywhere.get(g) == Some(n))
         .map(|(g, _)| g)
         .collect()
+}
+
+/// A SIGPIPE the kernel raised for our own write to a closed pipe (it
+/// names us as its sender): ours, not CMD's.
+fn self_inflicted(r: &Received) -> bool {
+    r.signal == libc::SIGPIPE && r.sender == sys::getpid()
 }
 
 /// A program's name as the kernel keeps it for `/proc/PID/stat`.

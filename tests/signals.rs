@@ -20,6 +20,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -450,7 +451,7 @@ fn usr_winch_urg_cont_and_real_time_signals_are_only_forwarded() {
 }
 
 #[test]
-fn real_time_signals_queue_and_pipe_is_never_forwarded() {
+fn real_time_signals_queue_and_a_pipe_sent_is_forwarded() {
     let mut s = Scene::new("rtqueue");
     let r = Run::start(&mut s, "cmd", &["-q"], &["--exit-on", "TERM"]);
     let rt = libc::SIGRTMIN() + 2;
@@ -459,9 +460,10 @@ fn real_time_signals_queue_and_pipe_is_never_forwarded() {
         r.send(rt);
     }
     r.wait_for(rt, 3, "three queued real-time signals");
-    // SIGPIPE is ocwrap's own (ignored) and never forwarded; the real-time
-    // sentinel is dequeued after it.
+    // A SIGPIPE sent to ocwrap is forwarded like any other signal (it never
+    // ends ocwrap).
     r.send(libc::SIGPIPE);
+    r.wait_for(libc::SIGPIPE, 1, "the forwarded SIGPIPE");
     let sentinel = libc::SIGRTMIN() + 3;
     r.send(sentinel);
     r.wait_for(sentinel, 1, "the sentinel");
@@ -476,11 +478,70 @@ fn real_time_signals_queue_and_pipe_is_never_forwarded() {
             from_ocwrap(rt),
             from_ocwrap(rt),
             from_ocwrap(rt),
+            from_ocwrap(libc::SIGPIPE),
             from_ocwrap(sentinel),
             from_ocwrap(libc::SIGTERM)
         ],
         "{}",
         describe(&received(&r.rec))
+    );
+}
+
+#[test]
+fn a_sigpipe_ocwrap_raises_itself_is_not_forwarded() {
+    // ocwrap's stderr is a pipe nobody reads any more, and -v makes it log
+    // every forward: each log line is a write to a closed pipe, whose
+    // SIGPIPE is ocwrap's own, not CMD's.
+    let mut s = Scene::new("selfpipe");
+    let rec = s.path("cmd");
+    let py = signals_py();
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both are new and ours.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(r);
+    let mut c = ocwrap(
+        &s,
+        &[
+            "-v",
+            "--",
+            "python3",
+            &py,
+            "record",
+            rec.to_str().unwrap(),
+            "--exit-on",
+            "TERM",
+        ],
+    );
+    c.stderr(std::process::Stdio::from(w));
+    let pid = s.spawn(c) as i32;
+    let ready = PathBuf::from(format!("{}.ready", rec.display()));
+    assert!(wait_until(T, || ready.exists()), "CMD never got ready");
+    let run = Run {
+        pid,
+        rec: rec.clone(),
+        ready: serde_json::from_str(&std::fs::read_to_string(&ready).unwrap()).unwrap(),
+        err: s.path("none"),
+    };
+    run.send(libc::SIGUSR1);
+    run.wait_for(libc::SIGUSR1, 1, "the forwarded USR1");
+    let sentinel = libc::SIGRTMIN() + 3;
+    run.send(sentinel);
+    run.wait_for(sentinel, 1, "the sentinel");
+    run.send(libc::SIGTERM);
+    let st = s.wait(pid as u32, T).expect("ocwrap did not exit");
+    assert_eq!(st.code(), Some(0));
+    let from_ocwrap = |sig| (sig, pid);
+    assert_eq!(
+        received(&rec),
+        vec![
+            from_ocwrap(libc::SIGUSR1),
+            from_ocwrap(sentinel),
+            from_ocwrap(libc::SIGTERM)
+        ],
+        "{}",
+        describe(&received(&rec))
     );
 }
 
