@@ -622,9 +622,23 @@ impl ProcessTable for OwnTree<'_, '_> {
         if !proc::hides_others() {
             self.exclusive = exclusive_groups(&snap, me);
         }
-        snap.live_descendants(&[me])
+        // A child of ours that already died is still a member: we reap it,
+        // and its exit is the event that accounts for it.
+        snap.descendants(&[me])
             .into_iter()
+            .filter_map(|p| snap.get(p))
+            .filter(|s| !s.is_zombie() || s.ppid == me)
             .map(kernel::member)
+            .collect()
+    }
+
+    fn signal_children(&mut self, sig: i32, skip: &HashSet<Pid>) -> Vec<Pid> {
+        if !self.sup.has_children {
+            return Vec::new();
+        }
+        proc::children_of(sys::getpid())
+            .into_iter()
+            .filter(|p| !skip.contains(p) && sys::kill_pid(*p, sig).is_ok())
             .collect()
     }
 

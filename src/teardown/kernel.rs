@@ -25,7 +25,7 @@
 //! tree, and one of them is an unreaped child of ours, so the group's ID
 //! cannot be reused before we reap it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
@@ -242,6 +242,11 @@ impl ProcessTable for Foreign {
             events.push(Event::Ended(pid));
         }
         Ok(())
+    }
+
+    /// A foreign tree has no children of ours.
+    fn signal_children(&mut self, _: i32, _: &HashSet<Pid>) -> Vec<Pid> {
+        Vec::new()
     }
 
     /// A foreign tree has no child of ours to pin a group's ID: one by one.

@@ -77,6 +77,13 @@ pub trait ProcessTable {
     /// it so that its exit is reported. The machine never asks about a
     /// process after it was reported ended.
     fn signal(&mut self, m: &Member, sig: i32) -> Delivery;
+    /// Sends `sig` right away to every direct child of ours but those in
+    /// `skip`, before any scan, and returns their PIDs: an unreaped child's
+    /// PID cannot be reused, so it needs no identity check, and until the
+    /// next `wait` (nothing is reaped before it) each of these PIDs is still
+    /// that child, which the next scan shows (as a zombie, if it already
+    /// died). A table without children of its own returns nothing.
+    fn signal_children(&mut self, sig: i32, skip: &HashSet<Pid>) -> Vec<Pid>;
     /// Sends `sig` to the whole process group `pgrp` in one call, if the
     /// table can prove that the group is ours: every process in it is one
     /// of the tree's, and its ID cannot have been recycled since the last
@@ -324,6 +331,7 @@ impl Teardown {
         self.last_sweep = table.now();
         self.ended_since_sweep = false;
         self.unwatched = false;
+        let early = self.signal_children_first(table);
         let members = table.scan();
         let now = table.now();
         self.forget_unwatched_gone(&members, now);
@@ -333,6 +341,7 @@ impl Teardown {
             found.push(m.pid());
             self.track(m, now);
         }
+        self.note_early(&early, table);
         let signalled = self.dispatch(&found, table);
         if !seen_any {
             self.signal_unseen(table);
@@ -342,6 +351,64 @@ impl Teardown {
             self.phase = Phase::Done;
         }
         signalled
+    }
+
+    /// The signal a sweep may send our own children before its scan: the
+    /// phase's, when nobody is exempt from it (CMD goes first and has
+    /// exited; a group request would make CMD's group exempt). Children
+    /// already signalled in this phase are skipped. Returns the signal and
+    /// the children it went to, and when.
+    fn signal_children_first(&mut self, table: &mut dyn ProcessTable) -> (i32, Vec<Pid>, u64) {
+        let sig = match self.phase {
+            Phase::Forced => libc::SIGKILL,
+            Phase::Graceful
+                if !self.waiting_for_cmd && !self.first.as_ref().is_some_and(|f| f.group) =>
+            {
+                self.plan.stop_signal
+            }
+            _ => return (0, Vec::new(), 0),
+        };
+        let skip: HashSet<Pid> = self
+            .tracked
+            .values()
+            .filter(|t| {
+                if sig == libc::SIGKILL {
+                    t.killed
+                } else {
+                    t.stop_signalled
+                }
+            })
+            .map(|t| t.member.pid())
+            .collect();
+        let pids = table.signal_children(sig, &skip);
+        (sig, pids, self.ms_since_start(table.now()))
+    }
+
+    /// The children signalled before the scan, now tracked from it: their
+    /// signal goes on the record; a stopped one also gets SIGCONT.
+    fn note_early(&mut self, early: &(i32, Vec<Pid>, u64), table: &mut dyn ProcessTable) {
+        let (sig, pids, after_ms) = early;
+        for pid in pids {
+            let Some(t) = self.tracked.get_mut(pid) else {
+                continue;
+            };
+            t.signals.push(SentSignal::new(*sig, *after_ms));
+            self.signalled.insert(t.member.id);
+            if *sig == libc::SIGKILL {
+                t.killed = true;
+            } else {
+                t.stop_signalled = true;
+            }
+            t.held = true;
+            let stopped = t.member.stopped && *sig != libc::SIGKILL;
+            let m = t.member.clone();
+            if stopped && table.signal(&m, libc::SIGCONT) != Delivery::Gone {
+                let at = self.ms_since_start(table.now());
+                if let Some(t) = self.tracked.get_mut(pid) {
+                    t.signals.push(SentSignal::new(libc::SIGCONT, at));
+                }
+            }
+        }
     }
 
     /// Nobody is visible but the table knows the tree is not empty: reach

@@ -63,6 +63,8 @@ struct Fake {
     /// signal_group works, and what it was asked.
     groups_ok: bool,
     group_calls: Vec<(Pid, i32, usize)>,
+    /// signal_children works (the table has children of its own).
+    children_first: bool,
     cmd: Option<Pid>,
     start: Instant,
 }
@@ -125,6 +127,7 @@ impl Fake {
             broadcasts: Vec::new(),
             groups_ok: false,
             group_calls: Vec::new(),
+            children_first: false,
             cmd: None,
             start: now,
         }
@@ -229,6 +232,22 @@ impl ProcessTable for Fake {
             }
         }
         out
+    }
+
+    fn signal_children(&mut self, sig: i32, skip: &HashSet<Pid>) -> Vec<Pid> {
+        if !self.children_first {
+            return Vec::new();
+        }
+        let kids: Vec<Member> = self
+            .procs
+            .iter()
+            .filter(|p| p.alive && p.in_tree && p.our_child && !skip.contains(&p.member.pid()))
+            .map(|p| p.member.clone())
+            .collect();
+        kids.iter()
+            .filter(|m| self.signal(m, sig) != Delivery::Gone)
+            .map(|m| m.pid())
+            .collect()
     }
 
     fn signal_group(&mut self, pgrp: Pid, members: &[Member], sig: i32) -> Option<Vec<Delivery>> {
@@ -718,4 +737,29 @@ fn a_group_of_the_tree_gets_one_signal_and_each_member_its_outcome() {
     let s = fake.run(plan(10_000, 5_000), None);
     assert!(s.clean() && fake.group_calls.is_empty());
     assert_eq!(fake.signals_to(11), vec![(libc::SIGTERM, 0)]);
+}
+
+#[test]
+fn our_children_are_signalled_before_the_scan_and_accounted_from_it() {
+    let mut kid = proc_(10, Reaction::DiesAfter(5 * MS));
+    kid.our_child = true;
+    let mut stopped = proc_(11, Reaction::DiesAfter(5 * MS));
+    stopped.our_child = true;
+    stopped.member.stopped = true;
+    let grandchild = proc_(20, Reaction::DiesAfter(5 * MS));
+    let mut fake = Fake::new(vec![kid, stopped, grandchild]);
+    fake.children_first = true;
+    let s = fake.run(plan(10_000, 5_000), None);
+    assert!(s.clean(), "{s:?}");
+    // Each got exactly one stop signal (the stopped child a SIGCONT too).
+    assert_eq!(fake.signals_to(10), vec![(libc::SIGTERM, 0)]);
+    assert_eq!(
+        fake.signals_to(11),
+        vec![(libc::SIGTERM, 0), (libc::SIGCONT, 0)]
+    );
+    assert_eq!(fake.signals_to(20), vec![(libc::SIGTERM, 0)]);
+    assert_eq!(s.ended_on_stop_signal, 3);
+    let o = s.processes.iter().find(|o| o.pid == 11).unwrap();
+    let got: Vec<_> = o.signals.iter().map(|x| x.signal.as_str()).collect();
+    assert_eq!(got, ["SIGTERM", "SIGCONT"]);
 }
