@@ -319,7 +319,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__ps)
-            opts="-q -v -h --json --check --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --json --check --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,24 +345,12 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__reap)
-            opts="-q -v -h --dry-run --json --match --grace --kill-timeout --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --dry-run --json --match --grace --kill-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --match)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --grace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kill-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -375,6 +363,18 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kill-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -383,12 +383,24 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__run)
-            opts="-q -v -h --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-level)
+                    COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -413,6 +425,20 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ocwrap__subcmd__spawn)
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --port --hostname --opencode --ready-timeout --detach --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -425,20 +451,6 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ocwrap__subcmd__spawn)
-            opts="-q -v -h --port --hostname --opencode --ready-timeout --detach --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --quiet --verbose --log-level --log-format --state-dir --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -479,18 +491,6 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --log-level)
-                    COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
-                    return 0
-                    ;;
-                --log-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                --state-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -499,7 +499,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__stats)
-            opts="-q -v -h --json --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,20 +525,12 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__stop)
-            opts="-q -v -h --all --grace --kill-timeout --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --all --grace --kill-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --grace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kill-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -548,6 +540,14 @@ _ocwrap() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kill-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
