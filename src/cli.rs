@@ -318,7 +318,7 @@ pub fn command() -> clap::Command {
 mod fast;
 
 /// Parses the process's command line: the supervisor form without
-/// building clap's `Command` (see [`fast`]), everything else with clap.
+/// building clap's `Command` (see `cli/fast.rs`), everything else with clap.
 pub fn parse() -> Result<Cli, clap::Error> {
     match fast::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
         Some(cli) => Ok(cli),

@@ -27,6 +27,10 @@
 //!   top-level option: an option added to `GlobalArgs` or `SuperviseArgs`
 //!   must be added here too (the struct literals in [`parse`] do not
 //!   compile without it, and `table_matches_clap` names what is missing).
+//!   One the fast path cannot take as it is (it repeats, takes several
+//!   values, or values that start with `-`) can still be left to clap:
+//!   [`parse`] returns `None` when it is given, on the command line or in
+//!   the environment, and its field is otherwise clap's value for "absent".
 
 use std::ffi::OsString;
 
