@@ -254,7 +254,7 @@ def main() -> int:
         print(f"callgrind: {len(patterns)} input sections", file=sys.stderr)
         script = tmp / "startup.ld"
         quiet = 0
-        for round_ in range(1, 8):
+        for round_ in range(1, 11):
             script.write_text(script_text(patterns, members))
             binary, link_map = build(triple, tmp, script)
             outside = {a for a in page_faults(binary, tmp)
