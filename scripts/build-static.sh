@@ -2,7 +2,7 @@
 # Builds ocwrap as a static binary for this machine's architecture:
 #   target/<host triple>/release/ocwrap
 # No dynamic loader, glibc or libgcc_s to map at start: it starts faster and
-# uses about a third less memory than the default build (BENCHMARKS.md), and
+# uses less than half the memory of the default build (BENCHMARKS.md), and
 # it runs in any container image, with or without glibc.
 # RUSTFLAGS with an explicit --target applies to the binary only, not to the
 # build's proc-macros (which cannot be static).
