@@ -331,7 +331,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__ps)
-            opts="-q -v -h --json --check --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --json --check --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -357,24 +357,12 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__reap)
-            opts="-q -v -h --dry-run --json --match --grace --kill-timeout --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --dry-run --json --match --grace --kill-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --match)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --grace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kill-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -387,6 +375,18 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --match)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kill-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -395,12 +395,24 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__run)
-            opts="-q -v -h --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --log-level)
+                    COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --grace)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -437,6 +449,20 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        ocwrap__subcmd__spawn)
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --port --hostname --opencode --ready-timeout --detach --log-max --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -449,20 +475,6 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        ocwrap__subcmd__spawn)
-            opts="-q -v -h --port --hostname --opencode --ready-timeout --detach --log-max --json --grace --kill-timeout --stop-signal --forward-to --pdeath-signal --report --rewrite --remap-exit --linger --quiet --verbose --log-level --log-format --state-dir --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 --port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -519,18 +531,6 @@ _ocwrap() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --log-level)
-                    COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
-                    return 0
-                    ;;
-                --log-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                --state-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -539,7 +539,7 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__stats)
-            opts="-q -v -h --json --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -565,20 +565,12 @@ _ocwrap() {
             return 0
             ;;
         ocwrap__subcmd__stop)
-            opts="-q -v -h --all --json --grace --kill-timeout --quiet --verbose --log-level --log-format --state-dir --help"
+            opts="-q -v -h --quiet --verbose --log-level --log-format --state-dir --all --json --grace --kill-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --grace)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --kill-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --log-level)
                     COMPREPLY=($(compgen -W "error warn info debug" -- "${cur}"))
                     return 0
@@ -588,6 +580,14 @@ _ocwrap() {
                     return 0
                     ;;
                 --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --grace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kill-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

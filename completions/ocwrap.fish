@@ -54,6 +54,13 @@ complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "stats" -d 'Show cumulati
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "completions" -d 'Print a shell completion script'
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "man" -d 'Print the man page (roff)'
 complete -c ocwrap -n "__fish_ocwrap_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''"
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
+json\t''"
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l stop-signal -d 'Signal sent to every remaining descendant when the teardown starts' -r
@@ -64,16 +71,16 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l report -d 'Write a
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l rewrite -d 'Forward signal FROM to CMD as TO (TO 0: drop it); repeatable, or comma-separated (e.g. TERM:INT)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l remap-exit -d 'Report CMD\'s exit status FROM as TO; repeatable, or comma-separated (e.g. 143:0)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l linger -d 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
-warn\t''
-info\t''
-debug\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
-json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''"
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
+json\t''"
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l port -d 'Port for opencode serve (0: any free port)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l hostname -d 'Hostname opencode serve listens on' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l opencode -d 'The opencode executable [default: `opencode` on PATH]' -r -F
@@ -89,17 +96,10 @@ complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l report -d 'Write
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l rewrite -d 'Forward signal FROM to CMD as TO (TO 0: drop it); repeatable, or comma-separated (e.g. TERM:INT)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l remap-exit -d 'Report CMD\'s exit status FROM as TO; repeatable, or comma-separated (e.g. 143:0)' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l linger -d 'When CMD exits by itself, let the rest of the tree end on its own for up to DURATION before the stop signal' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
-warn\t''
-info\t''
-debug\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
-json\t''"
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l detach -d 'Return once ready; a supervisor in its own session keeps watching'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l json -d 'Print one JSON object instead of the URL'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l detach -d 'Return once ready; a supervisor in its own session keeps watching'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -l json -d 'Print one JSON object instead of the URL'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand spawn" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
@@ -108,13 +108,11 @@ debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l json -d 'Print a JSON array'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l check -d 'Ask each server for health (GET /global/health)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l json -d 'Print a JSON array'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -l check -d 'Ask each server for health (GET /global/health)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand ps" -s h -l help -d 'Print help'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -122,14 +120,13 @@ debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l all -d 'Stop every workspace'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l json -d 'Print the result as one JSON object'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l all -d 'Stop every workspace'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -l json -d 'Print the result as one JSON object'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stop" -s h -l help -d 'Print help'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l match -d 'What an untracked server is: its program\'s name, then its first arguments, compared word by word with each orphan\'s arguments (after a leading interpreter such as node or python3; `bin/x` matches `/usr/bin/x`), never as a substring [default: "opencode serve"]' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -137,10 +134,13 @@ debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l dry-run -d 'List what would be ended and why; touch nothing'
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l json -d 'Print the targets as JSON'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l match -d 'What an untracked server is: its program\'s name, then its first arguments, compared word by word with each orphan\'s arguments (after a leading interpreter such as node or python3; `bin/x` matches `/usr/bin/x`), never as a substring [default: "opencode serve"]' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l grace -d 'Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)' -r
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l kill-timeout -d 'Time allowed after SIGKILL to verify that nothing is left' -r
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l dry-run -d 'List what would be ended and why; touch nothing'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -l json -d 'Print the targets as JSON'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand reap" -s h -l help -d 'Print help'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''
@@ -149,9 +149,9 @@ debug\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l log-format -d 'Log lines as text (`ocwrap: ...`) or JSON objects' -r -f -a "text\t''
 json\t''"
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l state-dir -d 'Per-user state directory (workspace records, logs, counters) [default: $XDG_RUNTIME_DIR/ocwrap if that exists, else $TMPDIR/ocwrap-UID]' -r -F
-complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l json -d 'Print the counters as JSON'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -s q -l quiet -d 'Only print errors (same as --log-level error)'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -s v -l verbose -d 'Also print debug messages (same as --log-level debug)'
+complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -l json -d 'Print the counters as JSON'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c ocwrap -n "__fish_ocwrap_using_subcommand completions" -l log-level -d 'How much to log on stderr' -r -f -a "error\t''
 warn\t''

@@ -106,8 +106,10 @@ impl GlobalArgs {
     }
 }
 
-/// The two clocks of a teardown (see `crate::teardown`): the grace after
-/// the stop signal, then the time to verify after SIGKILL.
+// The two clocks of a teardown (see `crate::teardown`): the grace after
+// the stop signal, then the time to verify after SIGKILL. (Not a doc
+// comment: clap would take it for the `about` of every command that
+// flattens these, and with deferred subcommands it would win.)
 #[derive(Args, Debug, Clone)]
 pub struct Limits {
     /// Time the tree gets after the stop signal before SIGKILL (e.g. 10s, 500ms; at most 365d)
@@ -183,6 +185,9 @@ impl SuperviseArgs {
 }
 
 #[derive(Subcommand, Debug)]
+// Each subcommand's options are built only when it runs (or for help,
+// completions and the man page): a run of one command builds one.
+#[command(defer = true)]
 pub enum Sub {
     /// Supervise CMD (the same as `ocwrap [OPTIONS] -- CMD`)
     Run(RunArgs),
@@ -398,6 +403,17 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+mod fast;
+
+/// Parses the process's command line: the supervisor form without
+/// building clap's `Command` (see `cli/fast.rs`), everything else with clap.
+pub fn parse() -> Result<Cli, clap::Error> {
+    match fast::parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) {
+        Some(cli) => Ok(cli),
+        None => <Cli as clap::Parser>::try_parse(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,6 +421,30 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         command().debug_assert();
+    }
+
+    /// With `defer`, a subcommand's options are added after its `about`
+    /// is set; a flattened struct's doc comment would then replace it.
+    #[test]
+    fn deferred_subcommands_keep_their_help() {
+        let texts = |cmd: &clap::Command| -> Vec<String> {
+            cmd.get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .map(|s| {
+                    format!(
+                        "{} {:?} {:?}",
+                        s.get_name(),
+                        s.get_about(),
+                        s.get_long_about()
+                    )
+                })
+                .collect()
+        };
+        let unbuilt = command();
+        let mut built = command();
+        built.build();
+        assert_eq!(texts(&unbuilt), texts(&built));
+        assert!(texts(&built)[0].contains("Supervise CMD"));
     }
 
     #[test]

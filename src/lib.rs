@@ -31,8 +31,6 @@ mod sys;
 mod teardown;
 mod workspace;
 
-use clap::Parser;
-
 use exit_code::ExitCode;
 
 /// Parses the command line, runs the command, returns the exit status.
@@ -40,7 +38,7 @@ pub fn run() -> i32 {
     // A closed stderr or stdout must not kill the supervisor mid-teardown;
     // listing commands restore the default later (`ps | head`).
     sys::ignore_sigpipe();
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

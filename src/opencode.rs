@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::Instant;
 
 /// How to get opencode, for error messages.
 pub const INSTALL_HINT: &str =
@@ -304,8 +304,16 @@ pub fn url_port(url: &str) -> Option<u16> {
     authority.rsplit_once(':')?.1.parse().ok()
 }
 
-/// `GET {url}/global/health`: true when the server answers 2xx in time.
-pub fn healthy(url: &str, timeout: Duration) -> bool {
+/// `GET {url}/global/health`: true when the server answers 2xx before
+/// `deadline`. Every step (connect, request, the status line) has only the
+/// time that is left, so a server that accepts and then trickles or never
+/// answers cannot hold the probe past the deadline. (Name lookup has no
+/// timeout of its own; URLs ocwrap records carry an IP address.)
+pub fn healthy(url: &str, deadline: Instant) -> bool {
+    let left = || {
+        let d = deadline.saturating_duration_since(Instant::now());
+        (!d.is_zero()).then_some(d)
+    };
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
     };
@@ -313,22 +321,27 @@ pub fn healthy(url: &str, timeout: Duration) -> bool {
     let Ok(mut addrs) = authority.to_socket_addrs() else {
         return false;
     };
-    let Some(addr) = addrs.next() else {
+    let (Some(addr), Some(t)) = (addrs.next(), left()) else {
         return false;
     };
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, t) else {
         return false;
     };
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
     let req =
         format!("GET {HEALTH_PATH} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(req.as_bytes()).is_err() {
+    let Some(t) = left() else {
+        return false;
+    };
+    if stream.set_write_timeout(Some(t)).is_err() || stream.write_all(req.as_bytes()).is_err() {
         return false;
     }
     let mut head = [0u8; 64];
     let mut len = 0;
     while len < 12 {
+        let Some(t) = left() else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(t));
         match stream.read(&mut head[len..]) {
             Ok(0) | Err(_) => break,
             Ok(n) => len += n,

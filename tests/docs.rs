@@ -80,7 +80,10 @@ fn every_env_var_of_the_cli_is_documented() {
         }
     }
     let mut vars = Vec::new();
-    walk(&ocwrap::cli::command(), &mut vars);
+    // Subcommands' options are deferred until the command is built.
+    let mut cmd = ocwrap::cli::command();
+    cmd.build();
+    walk(&cmd, &mut vars);
     for v in &vars {
         assert!(
             documented.contains(&v.as_str()),

@@ -4,7 +4,9 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -1107,4 +1109,80 @@ fn a_record_with_huge_times_is_listed_and_stopped_without_a_panic() {
     let (o, _) = run_output(s.ocwrap(&["stop", "0badf00e"]), T);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(ps(&s).is_empty());
+}
+
+/// `ps --check` asks every workspace at once: with 100 workspaces, 96 of
+/// them behind sockets that accept a connection and never answer, it
+/// takes about one probe timeout (2 s), not 96 of them. (The fake opencode
+/// answers one request at a time from a backlog of 5: four healthy
+/// workspaces share it.)
+#[test]
+fn ps_check_asks_every_workspace_at_once() {
+    let mut s = Scene::new("ws-check");
+    let dir = folder(&s, "repo");
+    let real = spawn_detached(&s, &dir, &[]);
+    let healthy_url = real["url"].as_str().unwrap().to_string();
+    // The fake records' supervisor: a live process of ours (of the scene).
+    let mut holder = Command::new("sleep");
+    holder.arg("1000").env(MARK_VAR, &s.mark);
+    let holder = s.spawn(holder) as i32;
+    let supervisor = ocwrap::proc::ProcId::of(holder).unwrap();
+    let reg = ocwrap::state::StateDir::open(Some(&s.state_dir()), true)
+        .unwrap()
+        .unwrap();
+    // The kernel completes the connections (the listen backlog); nobody
+    // ever reads the request.
+    let silent: Vec<TcpListener> = (0..96)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let urls = silent
+        .iter()
+        .map(|l| format!("http://127.0.0.1:{}", l.local_addr().unwrap().port()))
+        .chain(std::iter::repeat_n(healthy_url.clone(), 3));
+    let mut expected = HashMap::from([(real["id"].as_str().unwrap().to_string(), "healthy")]);
+    for (i, url) in urls.enumerate() {
+        let rec = ocwrap::state::registry::Record {
+            version: 1,
+            id: format!("c0{i:06x}"),
+            folder: s.dir.join(format!("w{i}")),
+            port: ocwrap::opencode::url_port(&url),
+            url: Some(url.clone()),
+            uid: sys::getuid(),
+            supervisor,
+            opencode: None,
+            pgid: holder,
+            log: None,
+            started_at: 0,
+            grace_ms: 100,
+            kill_timeout_ms: 100,
+        };
+        reg.write_record(&rec).unwrap();
+        let health = if url == healthy_url {
+            "healthy"
+        } else {
+            "unresponsive"
+        };
+        expected.insert(rec.id, health);
+    }
+
+    let (o, took) = run_output(s.ocwrap(&["ps", "--check", "--json"]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows.len(), 100);
+    for r in &rows {
+        let id = r["id"].as_str().unwrap();
+        assert_eq!(r["health"], expected[id], "{r}");
+    }
+    assert!(
+        took < Duration::from_secs(4),
+        "ps --check took {took:?} with 96 silent servers (the probe timeout is 2 s)"
+    );
+
+    drop(silent);
+    let real_id = real["id"].as_str().unwrap();
+    for id in expected.keys().filter(|id| *id != real_id) {
+        reg.remove_record(id);
+    }
+    let (o, _) = run_output(s.ocwrap(&["stop", real_id]), T);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -1,7 +1,8 @@
 //! `ocwrap ps`: list workspaces, their state, tree size and memory.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -15,7 +16,8 @@ use crate::state::registry::Record;
 use crate::sys::{self, Pid};
 use crate::workspace::{self, Inspected, State};
 
-/// How long one health probe may take.
+/// How long `ps --check` waits for health answers: one probe timeout,
+/// however many workspaces there are (they are asked all at once).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One workspace, as `ps` shows it (and `ps --json` prints it).
@@ -39,15 +41,7 @@ struct Row {
 }
 
 impl Row {
-    fn new(w: &Inspected, now: u64, check: bool) -> Row {
-        let health = check.then(|| match (&w.record.url, w.state) {
-            (Some(url), State::Running | State::Orphaned)
-                if opencode::healthy(url, PROBE_TIMEOUT) =>
-            {
-                "healthy"
-            }
-            _ => "unresponsive",
-        });
+    fn new(w: &Inspected, now: u64, health: Option<&'static str>) -> Row {
         let r = &w.record;
         Row {
             id: r.id.clone(),
@@ -67,6 +61,46 @@ impl Row {
     }
 }
 
+/// Asks every workspace that has a live server for its health, all at
+/// once, one thread each (they wait on the network, not on the CPU), under
+/// one shared deadline. A probe that has not answered by then, however it
+/// is stuck (a server that accepts and never answers, a slow name lookup),
+/// counts as unresponsive: the threads are not waited for.
+fn check_health(workspaces: &[Inspected]) -> Vec<&'static str> {
+    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let mut health = vec!["unresponsive"; workspaces.len()];
+    let (tx, rx) = mpsc::channel();
+    let mut pending = 0;
+    for (i, w) in workspaces.iter().enumerate() {
+        let (Some(url), State::Running | State::Orphaned) = (&w.record.url, w.state) else {
+            continue;
+        };
+        let probe = {
+            let (tx, url) = (tx.clone(), url.clone());
+            move || {
+                let _ = tx.send((i, opencode::healthy(&url, deadline)));
+            }
+        };
+        if std::thread::Builder::new().spawn(probe).is_err() {
+            // No thread to spare: ask here, still under the deadline.
+            let _ = tx.send((i, opencode::healthy(url, deadline)));
+        }
+        pending += 1;
+    }
+    while pending > 0 {
+        // A moment past the deadline for a probe to report that it gave up.
+        let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(50);
+        let Ok((i, ok)) = rx.recv_timeout(left) else {
+            break;
+        };
+        pending -= 1;
+        if ok {
+            health[i] = "healthy";
+        }
+    }
+    health
+}
+
 pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
     let records = match StateDir::open(global.state_dir.as_deref(), false)? {
         Some(state) => state.records(),
@@ -77,9 +111,19 @@ pub fn ps(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let rows: Vec<Row> = records
+    let workspaces: Vec<Inspected> = records
         .into_iter()
-        .map(|rec| Row::new(&workspace::inspect(rec, &snap), now, args.check))
+        .map(|rec| workspace::inspect(rec, &snap))
+        .collect();
+    let health = if args.check {
+        check_health(&workspaces).into_iter().map(Some).collect()
+    } else {
+        vec![None; workspaces.len()]
+    };
+    let rows: Vec<Row> = workspaces
+        .iter()
+        .zip(health)
+        .map(|(w, h)| Row::new(w, now, h))
         .collect();
     if args.json {
         println!("{}", serde_json::to_string(&rows)?);
