@@ -341,8 +341,7 @@ impl Teardown {
             found.push(m.pid());
             self.track(m, now);
         }
-        self.note_early(&early, table);
-        let signalled = self.dispatch(&found, table);
+        let signalled = self.note_early(&early, table) + self.dispatch(&found, table);
         if !seen_any {
             self.signal_unseen(table);
         }
@@ -386,12 +385,14 @@ impl Teardown {
 
     /// The children signalled before the scan, now tracked from it: their
     /// signal goes on the record; a stopped one also gets SIGCONT.
-    fn note_early(&mut self, early: &(i32, Vec<Pid>, u64), table: &mut dyn ProcessTable) {
+    fn note_early(&mut self, early: &(i32, Vec<Pid>, u64), table: &mut dyn ProcessTable) -> usize {
         let (sig, pids, after_ms) = early;
+        let mut noted = 0;
         for pid in pids {
             let Some(t) = self.tracked.get_mut(pid) else {
                 continue;
             };
+            noted += 1;
             t.signals.push(SentSignal::new(*sig, *after_ms));
             self.signalled.insert(t.member.id);
             if *sig == libc::SIGKILL {
@@ -409,6 +410,7 @@ impl Teardown {
                 }
             }
         }
+        noted
     }
 
     /// Nobody is visible but the table knows the tree is not empty: reach
