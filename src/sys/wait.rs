@@ -52,13 +52,12 @@ pub fn reap_all() -> io::Result<Reaped> {
     }
 }
 
-/// Reaps `pid` if it is an exited child of ours. `waitpid(-1)` walks the
-/// whole list of children for each zombie it finds (quadratic for thousands
-/// of children); waiting for one PID is a direct lookup.
-pub fn reap_pid(pid: Pid) -> io::Result<Option<Exit>> {
+/// `waitpid(pid, WNOHANG | flags)`: the status of a child that changed, or
+/// `None` when none did (or `pid` is not, or no longer, our child).
+fn wait_nohang(pid: Pid, flags: libc::c_int) -> io::Result<Option<libc::c_int>> {
     let mut status: libc::c_int = 0;
     // SAFETY: status points to a valid int.
-    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | flags) } {
         0 => Ok(None),
         -1 => {
             let e = io::Error::last_os_error();
@@ -67,8 +66,15 @@ pub fn reap_pid(pid: Pid) -> io::Result<Option<Exit>> {
                 _ => Err(e),
             }
         }
-        _ => Ok(Some(decode_status(status))),
+        _ => Ok(Some(status)),
     }
+}
+
+/// Reaps `pid` if it is an exited child of ours. `waitpid(-1)` walks the
+/// whole list of children for each zombie it finds (quadratic for thousands
+/// of children); waiting for one PID is a direct lookup.
+pub fn reap_pid(pid: Pid) -> io::Result<Option<Exit>> {
+    Ok(wait_nohang(pid, 0)?.map(decode_status))
 }
 
 /// What `waitpid(pid, WUNTRACED)` saw of one child.
@@ -82,20 +88,13 @@ pub enum ChildState {
 /// Reaps `pid` if it exited, or reports that it was stopped (each stop is
 /// reported once); `None` when nothing changed.
 pub fn wait_stopped(pid: Pid) -> io::Result<Option<ChildState>> {
-    let mut status: libc::c_int = 0;
-    // SAFETY: status points to a valid int.
-    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::WUNTRACED) } {
-        0 => Ok(None),
-        -1 => {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::ECHILD) | Some(libc::EINTR) => Ok(None),
-                _ => Err(e),
-            }
+    Ok(wait_nohang(pid, libc::WUNTRACED)?.map(|status| {
+        if libc::WIFSTOPPED(status) {
+            ChildState::Stopped(libc::WSTOPSIG(status))
+        } else {
+            ChildState::Exited(decode_status(status))
         }
-        _ if libc::WIFSTOPPED(status) => Ok(Some(ChildState::Stopped(libc::WSTOPSIG(status)))),
-        _ => Ok(Some(ChildState::Exited(decode_status(status)))),
-    }
+    }))
 }
 
 fn decode_status(status: libc::c_int) -> Exit {
