@@ -132,18 +132,21 @@ pub fn conclude(
     } else {
         crate::log::Level::Debug
     };
-    crate::log::emit(
-        level,
-        "teardown.completed",
-        &line(s),
-        json!({
-            "trigger": s.trigger.to_string(), "duration_ms": s.duration_ms,
-            "ended_on_stop_signal": s.ended_on_stop_signal, "killed": s.killed,
-            "signalled": s.signalled,
-            "survivors": s.survivors, "unseen": s.unseen, "sweeps": s.sweeps,
-            "workspace": workspace,
-        }),
-    );
+    // Built only when it is logged: a clean `ocwrap -- CMD` exits here.
+    if crate::log::enabled(level) {
+        crate::log::emit(
+            level,
+            "teardown.completed",
+            &line(s),
+            json!({
+                "trigger": s.trigger.to_string(), "duration_ms": s.duration_ms,
+                "ended_on_stop_signal": s.ended_on_stop_signal, "killed": s.killed,
+                "signalled": s.signalled,
+                "survivors": s.survivors, "unseen": s.unseen, "sweeps": s.sweeps,
+                            "workspace": workspace,
+            }),
+        );
+    }
     let exit = if s.clean() {
         ExitCode::of_child(finished.child_exit).remapped(remap)
     } else {

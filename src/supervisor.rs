@@ -155,8 +155,12 @@ impl Supervisor {
             parent: sys::getppid(),
         };
         let take_terminal = sys::stdin_tty_foreground();
-        cmd.env(SUPERVISOR_VAR, sys::getpid().to_string())
-            .env_remove(LAUNCHER_VAR);
+        // Through our own environment, which CMD inherits: `Command::env`
+        // would copy the whole environment into a map for every start.
+        sys::set_own_env(SUPERVISOR_VAR, &sys::getpid().to_string());
+        if std::env::var_os(LAUNCHER_VAR).is_some() {
+            cmd.env_remove(LAUNCHER_VAR);
+        }
         sys::configure_child(
             cmd,
             ChildSetup {
@@ -259,18 +263,21 @@ impl Supervisor {
         }
         let (trigger, first) = self.until_trigger(&mut attachment)?;
         self.give_back_terminal();
-        crate::log::emit(
-            if crate::log::is_json() {
-                crate::log::Level::Info
-            } else {
-                crate::log::Level::Debug
-            },
-            "teardown.started",
-            &format!("teardown started: {trigger}"),
-            json!({"trigger": trigger.to_string(),
+        let level = if crate::log::is_json() {
+            crate::log::Level::Info
+        } else {
+            crate::log::Level::Debug
+        };
+        if crate::log::enabled(level) {
+            crate::log::emit(
+                level,
+                "teardown.started",
+                &format!("teardown started: {trigger}"),
+                json!({"trigger": trigger.to_string(),
                    "grace_ms": self.config.plan.grace.as_millis() as u64,
-                   "kill_timeout_ms": self.config.plan.kill_timeout.as_millis() as u64}),
-        );
+                                      "kill_timeout_ms": self.config.plan.kill_timeout.as_millis() as u64}),
+            );
+        }
         let teardown = Teardown::new(self.config.plan, trigger, first, Instant::now())
             .with_cmd(self.child, self.program.clone());
         let mut tree = OwnTree {

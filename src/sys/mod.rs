@@ -65,6 +65,13 @@ pub fn getpid() -> Pid {
     unsafe { libc::getpid() }
 }
 
+/// Sets a variable in ocwrap's own environment, which CMD inherits.
+pub fn set_own_env(name: &str, value: &str) {
+    // SAFETY: called by the supervisor before CMD starts, while ocwrap has
+    // one thread: nothing can read the environment concurrently.
+    unsafe { std::env::set_var(name, value) }
+}
+
 pub fn getppid() -> Pid {
     // SAFETY: getppid cannot fail.
     unsafe { libc::getppid() }
