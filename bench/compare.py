@@ -283,16 +283,19 @@ class Registry:
         if fd is not None:
             os.close(fd)
 
-    def reap(self) -> None:
-        """Reap our children: wrappers, and whatever escaped to us as subreaper."""
+    def reap(self) -> list[int]:
+        """Reap our children: wrappers, and whatever escaped to us as
+        subreaper. Returns the PIDs reaped."""
+        reaped = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                return reaped
             if pid == 0:
-                return
+                return reaped
             self.statuses[pid] = status
+            reaped.append(pid)
 
     def kill_all(self) -> None:
         for pid in list(self.pidfds):
@@ -703,7 +706,13 @@ class Bench:
                     pending.discard(fd)
                     last_gone = now
         ep.close()
-        REG.reap()
+        # An exited process is gone only once it is reaped: a wrapper that
+        # is not a subreaper (dumb-init outside PID 1) leaves the tree's
+        # zombies to us, the subreaper above it, and reaping them is part of
+        # the teardown it did not do. So is the floor's. Subreapers reaped
+        # theirs before they exited.
+        reaped_here = sum(1 for pid in REG.reap() if pid != wpid)
+        reaped_at = time.perf_counter()
         # What is still marked now survived: kill it by PID and count it.
         for fd in list(fds):
             REG.release(fds[fd])
@@ -714,7 +723,10 @@ class Bench:
         survivors = max(kill_marked(mark), len(pending))
         if survivors:
             return {"ms": (wrapper_exit - t0) * 1e3, "left": survivors, "procs": procs}
-        return {"ms": (max(wrapper_exit, last_gone or wrapper_exit) - t0) * 1e3, "left": 0, "procs": procs}
+        exited = max(wrapper_exit, last_gone or wrapper_exit)
+        gone = reaped_at if reaped_here else exited
+        return {"ms": (gone - t0) * 1e3, "exited_ms": (exited - t0) * 1e3, "reaped_by_bench": reaped_here,
+                "left": 0, "procs": procs}
 
     def teardown_retrying(self, w: Wrapper | None, mode: str, n: int) -> dict:
         for attempt in range(3):
@@ -746,6 +758,8 @@ class Bench:
                         "left": max(r["left"] for r in rs),
                         "floor_ratio": statistics.median(ratios) if ratios else None,
                         "runs": [r["ms"] for r in rs],
+                        "exited_runs": [r.get("exited_ms") for r in rs],
+                        "reaped_by_bench": max(r.get("reaped_by_bench", 0) for r in rs),
                         "procs": [r["procs"] for r in rs],
                     }
                     print(f"  teardown {mode:6} N={n:<5} {name:13} {fmt_td(out[(name, mode, n)])}", file=sys.stderr)
@@ -1054,9 +1068,20 @@ def report(ws, base, td, reaps, scans, checks, args, bench) -> tuple[str, list[s
                         cells.append(f"{fmt_td(r)} ({r['floor_ratio']:.2f}× floor)")
                 row(label, cells)
         notes.append("teardown: SIGTERM to the wrapper until the wrapper has exited and every marked process "
-                     "is gone; \"K left\": the wrapper exited but K processes of the tree survived (time is the "
-                     "wrapper's exit; the survivors were then killed by PID). \"× floor\": the median of each "
-                     "repetition divided by the floor measured in the same round.")
+                     "is gone: exited and reaped (the zombies a wrapper that is not a subreaper leaves behind "
+                     "are reaped by the benchmark, and that time counts); \"K left\": the wrapper exited but K "
+                     "processes of the tree survived (time is the wrapper's exit; the survivors were then killed "
+                     "by PID). \"× floor\": the median of each repetition divided by the floor measured in the "
+                     "same round.")
+        left_to_us: dict[str, tuple[int, int]] = {}
+        for (name, _, n), r in td.items():
+            k = r.get("reaped_by_bench", 0)
+            if k and not r["left"] and k / n > left_to_us.get(name, (0, 1))[0] / left_to_us.get(name, (0, 1))[1]:
+                left_to_us[name] = (k, n)
+        if left_to_us:
+            notes.append("zombies of the tree that the wrapper left to the benchmark to reap (the time counts): "
+                         + ", ".join(f"{'the floor' if name == 'direct' else name} up to {k} of {n}"
+                                     for name, (k, n) in sorted(left_to_us.items())) + ".")
         seen = bench.procs_seen
         notes.append(f"processes on the machine at the teardowns' SIGTERM, tree included: {min(seen)} to "
                      f"{max(seen)} (ocwrap's teardown sweep scans /proc; the anchors do not).")

@@ -175,6 +175,7 @@ impl SuperviseArgs {
                 grace: self.limits.grace,
                 kill_timeout: self.limits.kill_timeout,
                 linger: self.linger,
+                names: self.report.is_some() || crate::log::enabled(crate::log::Level::Debug),
             },
             forward_to: self.forward_to,
             pdeath_signal: self.pdeath_signal,

@@ -37,6 +37,18 @@ impl Member {
     pub fn pid(&self) -> Pid {
         self.id.pid
     }
+
+    /// A child of ours that was signalled before any scan showed it: only
+    /// its PID is known (an unreaped child's PID is still that child).
+    fn unscanned(pid: Pid) -> Member {
+        Member {
+            id: ProcId { pid, start_time: 0 },
+            ppid: 0,
+            pgrp: 0,
+            command: String::new(),
+            stopped: false,
+        }
+    }
 }
 
 /// What became of a signal the machine asked a table to send.
@@ -150,6 +162,10 @@ pub enum Phase {
 
 struct Tracked {
     member: Member,
+    /// A scan has shown it. False for a child of ours signalled before the
+    /// scan (`Member::unscanned`): the next scan fills in the rest, unless
+    /// it was reaped first.
+    scanned: bool,
     stop_signalled: bool,
     killed: bool,
     /// The table holds it (a pidfd, or our child): a sweep need not.
@@ -178,6 +194,9 @@ pub struct Teardown {
     outcomes: Vec<ProcessOutcome>,
     /// Processes ocwrap sent at least one signal to.
     signalled: HashSet<ProcId>,
+    /// And those of them that ended before a scan could name them (their
+    /// placeholder identities leave `signalled`: a PID can come again).
+    signalled_unscanned: usize,
     sweeps: u32,
     last_sweep: Instant,
     /// A held process ended since the last sweep.
@@ -187,6 +206,9 @@ pub struct Teardown {
     /// The unseen rest of the tree got the current phase's signal.
     unseen_signalled: Option<Phase>,
     escalated: bool,
+    /// A stop request that arrived while a sweep took exits: handled by the
+    /// loop once the sweep is over.
+    deferred_escalation: Option<i32>,
     grace_timeout_hit: bool,
 }
 
@@ -212,6 +234,7 @@ impl Teardown {
                 m.pid(),
                 Tracked {
                     member: m.clone(),
+                    scanned: true,
                     stop_signalled: true,
                     killed: false,
                     held: false,
@@ -230,6 +253,7 @@ impl Teardown {
             waiting_for_cmd,
             tracked,
             signalled,
+            signalled_unscanned: 0,
             started: now,
             phase_deadline: deadline(now, until),
             phase,
@@ -240,6 +264,7 @@ impl Teardown {
             unwatched: false,
             unseen_signalled: None,
             escalated: false,
+            deferred_escalation: None,
             grace_timeout_hit: false,
         }
     }
@@ -270,6 +295,10 @@ impl Teardown {
             if table.empty() == Some(true) {
                 self.phase = Phase::Done;
                 break;
+            }
+            if let Some(sig) = self.deferred_escalation.take() {
+                self.escalate(sig, table);
+                continue;
             }
             if self.sweep_due(table.now()) {
                 self.sweep(table);
@@ -329,9 +358,16 @@ impl Teardown {
     fn sweep(&mut self, table: &mut dyn ProcessTable) -> usize {
         self.sweeps += 1;
         self.last_sweep = table.now();
-        self.ended_since_sweep = false;
         self.unwatched = false;
         let early = self.signal_children_first(table);
+        if !early.1.is_empty() && !self.plan.names {
+            // Those that died already are reaped before the scan, which
+            // then has fewer entries to read (and the kernel fewer to drop
+            // when they are reaped). Their exits account for them; only
+            // their names are never read, and nobody asked for them.
+            self.take_exits(table);
+        }
+        self.ended_since_sweep = false;
         let members = table.scan();
         let now = table.now();
         self.forget_unwatched_gone(&members, now);
@@ -341,7 +377,8 @@ impl Teardown {
             found.push(m.pid());
             self.track(m, now);
         }
-        let signalled = self.note_early(&early, table) + self.dispatch(&found, table);
+        self.continue_early(&early, table);
+        let signalled = early.1.len() + self.dispatch(&found, table);
         if !seen_any {
             self.signal_unseen(table);
         }
@@ -355,9 +392,10 @@ impl Teardown {
     /// The signal a sweep may send our own children before its scan: the
     /// phase's, when nobody is exempt from it (CMD goes first and has
     /// exited; a group request would make CMD's group exempt). Children
-    /// already signalled in this phase are skipped. Returns the signal and
-    /// the children it went to, and when.
-    fn signal_children_first(&mut self, table: &mut dyn ProcessTable) -> (i32, Vec<Pid>, u64) {
+    /// already signalled in this phase are skipped. Each child signalled
+    /// goes on the record at once (one no scan has shown yet with only its
+    /// PID). Returns the signal and the children it went to.
+    fn signal_children_first(&mut self, table: &mut dyn ProcessTable) -> (i32, Vec<Pid>) {
         let sig = match self.phase {
             Phase::Forced => libc::SIGKILL,
             Phase::Graceful
@@ -365,7 +403,7 @@ impl Teardown {
             {
                 self.plan.stop_signal
             }
-            _ => return (0, Vec::new(), 0),
+            _ => return (0, Vec::new()),
         };
         let skip: HashSet<Pid> = self
             .tracked
@@ -380,37 +418,75 @@ impl Teardown {
             .map(|t| t.member.pid())
             .collect();
         let pids = table.signal_children(sig, &skip);
-        (sig, pids, self.ms_since_start(table.now()))
-    }
-
-    /// The children signalled before the scan, now tracked from it: their
-    /// signal goes on the record; a stopped one also gets SIGCONT.
-    fn note_early(&mut self, early: &(i32, Vec<Pid>, u64), table: &mut dyn ProcessTable) -> usize {
-        let (sig, pids, after_ms) = early;
-        let mut noted = 0;
-        for pid in pids {
-            let Some(t) = self.tracked.get_mut(pid) else {
-                continue;
-            };
-            noted += 1;
-            t.signals.push(SentSignal::new(*sig, *after_ms));
-            self.signalled.insert(t.member.id);
-            if *sig == libc::SIGKILL {
+        let after_ms = self.ms_since_start(table.now());
+        for &pid in &pids {
+            // CMD itself may be among them, with the stop request it got.
+            let first = self.first.as_ref().filter(|f| f.cmd == pid);
+            let t = self.tracked.entry(pid).or_insert_with(|| Tracked {
+                member: Member::unscanned(pid),
+                scanned: false,
+                stop_signalled: first.is_some(),
+                killed: false,
+                held: false,
+                watched: true,
+                signals: first.map(First::sent).unwrap_or_default(),
+            });
+            t.signals.push(SentSignal::new(sig, after_ms));
+            if sig == libc::SIGKILL {
                 t.killed = true;
             } else {
                 t.stop_signalled = true;
             }
+            // Our child: its exit comes with its reaping.
             t.held = true;
-            let stopped = t.member.stopped && *sig != libc::SIGKILL;
-            let m = t.member.clone();
-            if stopped && table.signal(&m, libc::SIGCONT) != Delivery::Gone {
+            t.watched = true;
+            self.signalled.insert(t.member.id);
+        }
+        (sig, pids)
+    }
+
+    /// The children signalled before the scan that the scan shows stopped
+    /// get SIGCONT, to act on the stop signal.
+    fn continue_early(&mut self, early: &(i32, Vec<Pid>), table: &mut dyn ProcessTable) {
+        let (sig, pids) = early;
+        if *sig == libc::SIGKILL {
+            return;
+        }
+        for pid in pids {
+            let Some(m) = self
+                .tracked
+                .get(pid)
+                .filter(|t| t.scanned && t.member.stopped)
+                .map(|t| t.member.clone())
+            else {
+                continue;
+            };
+            if table.signal(&m, libc::SIGCONT) != Delivery::Gone {
                 let at = self.ms_since_start(table.now());
                 if let Some(t) = self.tracked.get_mut(pid) {
                     t.signals.push(SentSignal::new(libc::SIGCONT, at));
                 }
             }
         }
-        noted
+    }
+
+    /// Takes the exits already queued, without waiting, in the middle of a
+    /// sweep. A stop request among them is handled once the sweep is over.
+    fn take_exits(&mut self, table: &mut dyn ProcessTable) {
+        let mut events = Vec::new();
+        if table.wait(Some(table.now()), &mut events).is_err() {
+            return;
+        }
+        for ev in events {
+            match ev {
+                Event::Escalate(sig) => {
+                    self.deferred_escalation.get_or_insert(sig);
+                }
+                // Not waiting for CMD (children are signalled first only
+                // then): an exit cannot start another sweep from here.
+                _ => self.on_event(ev, table),
+            }
+        }
     }
 
     /// Nobody is visible but the table knows the tree is not empty: reach
@@ -459,6 +535,29 @@ impl Teardown {
     /// new parent after its own died).
     fn track(&mut self, m: Member, now: Instant) {
         if let Some(t) = self.tracked.get_mut(&m.pid()) {
+            if !t.scanned {
+                // A child of ours signalled before this scan: unreaped, so
+                // this is that child; now it has a name. If it is in CMD's
+                // group, it got the group's stop request before.
+                if self.signalled.remove(&t.member.id) {
+                    self.signalled.insert(m.id);
+                }
+                if let Some(f) = self
+                    .first
+                    .as_ref()
+                    .filter(|f| f.covers(&m) && f.cmd != m.pid())
+                {
+                    let sent = f.sent();
+                    if !sent.is_empty() {
+                        self.signalled.insert(m.id);
+                    }
+                    t.stop_signalled = true;
+                    t.signals.splice(0..0, sent);
+                }
+                t.member = m;
+                t.scanned = true;
+                return;
+            }
             if t.member.id == m.id {
                 t.member.stopped = m.stopped;
                 t.member.ppid = m.ppid;
@@ -474,6 +573,7 @@ impl Teardown {
         }
         let mut t = Tracked {
             member: m,
+            scanned: true,
             stop_signalled: false,
             killed: false,
             held: false,
@@ -517,7 +617,9 @@ impl Teardown {
         let mut groups: HashMap<(i32, Pid), Vec<Member>> = HashMap::new();
         let mut single: Vec<(Member, i32, bool)> = Vec::new();
         for pid in pids {
-            let Some(t) = self.tracked.get(pid) else {
+            // A child no scan has shown is reached only through
+            // `signal_children` (its identity is not known).
+            let Some(t) = self.tracked.get(pid).filter(|t| t.scanned) else {
                 continue;
             };
             match self.owed(t) {
@@ -766,6 +868,9 @@ impl Teardown {
 
     /// A held process ended: its outcome.
     fn record(&mut self, t: Tracked, now: Instant) {
+        if !t.scanned && self.signalled.remove(&t.member.id) {
+            self.signalled_unscanned += 1;
+        }
         let ended_by = if t.killed {
             EndedBy::Kill
         } else if t.stop_signalled {
@@ -890,19 +995,21 @@ impl Teardown {
             let t = self.tracked.remove(&pid).expect("held");
             self.record(t, now);
         }
+        // CMD got the forwarded stop request even if it was gone before a
+        // scan could see it (and before `signal_children` reached it).
+        let cmd_unseen = self.first.as_ref().is_some_and(|f| {
+            f.forwarded.is_some()
+                && !self.signalled.iter().any(|id| id.pid == f.cmd)
+                && !self.outcomes.iter().any(|o| o.pid == f.cmd)
+        });
         self.record_unseen_cmd(&survivors);
         let count = |e: EndedBy| self.outcomes.iter().filter(|o| o.ended_by == e).count();
-        // CMD got the forwarded stop request even if it was gone before a
-        // scan could see it.
-        let cmd_unseen = self.first.as_ref().is_some_and(|f| {
-            f.forwarded.is_some() && !self.signalled.iter().any(|id| id.pid == f.cmd)
-        });
         Summary {
             trigger: self.trigger.clone(),
             duration_ms: self.ms_since_start(now),
             ended_on_stop_signal: count(EndedBy::StopSignal),
             killed: count(EndedBy::Kill),
-            signalled: self.signalled.len() + usize::from(cmd_unseen),
+            signalled: self.signalled.len() + self.signalled_unscanned + usize::from(cmd_unseen),
             survivors,
             unseen,
             sweeps: self.sweeps,

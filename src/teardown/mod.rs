@@ -75,6 +75,11 @@ pub struct Plan {
     /// When CMD exits by itself: how long the rest may take to end on its
     /// own before the stop signal.
     pub linger: Duration,
+    /// Every process's name is wanted (a report, debug logs). Our children
+    /// that a sweep signals before its scan then stay unreaped until the
+    /// scan has read their names; without it, those already dead are
+    /// reaped first, and the scan has that many fewer entries to read.
+    pub names: bool,
 }
 
 /// Why a teardown started.
@@ -122,6 +127,7 @@ pub fn end_foreign(
         grace,
         kill_timeout,
         linger: Duration::ZERO,
+        names: true,
     };
     let mut table = kernel::Foreign::new(roots)?;
     Teardown::new(plan, trigger, None, Instant::now()).run(&mut table)

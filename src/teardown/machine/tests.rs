@@ -65,6 +65,8 @@ struct Fake {
     group_calls: Vec<(Pid, i32, usize)>,
     /// signal_children works (the table has children of its own).
     children_first: bool,
+    /// What each scan returned.
+    scans: Vec<Vec<Pid>>,
     cmd: Option<Pid>,
     start: Instant,
 }
@@ -98,6 +100,7 @@ fn plan(grace_ms: u64, kill_ms: u64) -> Plan {
         grace: Duration::from_millis(grace_ms),
         kill_timeout: Duration::from_millis(kill_ms),
         linger: Duration::ZERO,
+        names: true,
     }
 }
 
@@ -128,6 +131,7 @@ impl Fake {
             groups_ok: false,
             group_calls: Vec::new(),
             children_first: false,
+            scans: Vec::new(),
             cmd: None,
             start: now,
         }
@@ -231,6 +235,7 @@ impl ProcessTable for Fake {
                 p.alive = false;
             }
         }
+        self.scans.push(out.iter().map(Member::pid).collect());
         out
     }
 
@@ -762,4 +767,117 @@ fn our_children_are_signalled_before_the_scan_and_accounted_from_it() {
     let o = s.processes.iter().find(|o| o.pid == 11).unwrap();
     let got: Vec<_> = o.signals.iter().map(|x| x.signal.as_str()).collect();
     assert_eq!(got, ["SIGTERM", "SIGCONT"]);
+}
+
+/// Three of ours: 10 dies the moment it gets the stop signal, 11 ignores it,
+/// and 20 is a grandchild.
+fn children_dying_at_once() -> Fake {
+    let mut quick = proc_(10, Reaction::DiesAfter(Duration::ZERO));
+    quick.our_child = true;
+    let mut stubborn = proc_(11, Reaction::IgnoresTerm);
+    stubborn.our_child = true;
+    let grandchild = proc_(20, Reaction::DiesAfter(5 * MS));
+    let mut fake = Fake::new(vec![quick, stubborn, grandchild]);
+    fake.children_first = true;
+    fake
+}
+
+#[test]
+fn without_names_children_already_dead_are_reaped_before_the_scan() {
+    let mut fake = children_dying_at_once();
+    let s = fake.run(
+        Plan {
+            names: false,
+            ..plan(100, 5_000)
+        },
+        None,
+    );
+    assert!(s.clean(), "{s:?}");
+    // The scan never saw 10: it was reaped first, and its exit accounts
+    // for it. Nobody got a signal twice.
+    assert_eq!(fake.scans[0], vec![11, 20]);
+    assert_eq!(fake.signals_to(10), vec![(libc::SIGTERM, 0)]);
+    assert_eq!(
+        fake.signals_to(11),
+        vec![(libc::SIGTERM, 0), (libc::SIGKILL, 100)]
+    );
+    assert_eq!(fake.signals_to(20), vec![(libc::SIGTERM, 0)]);
+    let quick = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    assert_eq!(quick.ended_by, EndedBy::StopSignal);
+    assert_eq!(quick.command, "");
+    let got: Vec<_> = quick.signals.iter().map(|x| x.signal.as_str()).collect();
+    assert_eq!(got, ["SIGTERM"]);
+    // The others have their names, from the scan.
+    let stubborn = s.processes.iter().find(|o| o.pid == 11).unwrap();
+    assert_eq!(
+        (stubborn.command.as_str(), stubborn.ended_by),
+        ("p11", EndedBy::Kill)
+    );
+    assert_eq!((s.signalled, s.ended_on_stop_signal, s.killed), (3, 2, 1));
+}
+
+#[test]
+fn with_names_the_scan_reads_every_child_before_it_is_reaped() {
+    let mut fake = children_dying_at_once();
+    let s = fake.run(plan(100, 5_000), None);
+    assert!(s.clean(), "{s:?}");
+    assert_eq!(fake.scans[0], vec![10, 11, 20]);
+    let quick = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    assert_eq!(
+        (quick.command.as_str(), quick.ended_by),
+        ("p10", EndedBy::StopSignal)
+    );
+    assert_eq!((s.signalled, s.ended_on_stop_signal, s.killed), (3, 2, 1));
+}
+
+#[test]
+fn a_stop_request_among_the_exits_a_sweep_takes_is_not_lost() {
+    // The second stop request comes with the first exits, which the sweep
+    // takes before its scan: it still escalates to SIGKILL at once.
+    let mut fake = children_dying_at_once().at(0, Action::Escalate(libc::SIGTERM));
+    let s = fake.run(
+        Plan {
+            names: false,
+            ..plan(10_000, 5_000)
+        },
+        None,
+    );
+    assert!(s.clean() && s.escalated, "{s:?}");
+    assert_eq!(
+        fake.signals_to(11),
+        vec![(libc::SIGTERM, 0), (libc::SIGKILL, 0)]
+    );
+    assert!(ms(&s) < 100, "{s:?}");
+}
+
+#[test]
+fn a_cmd_killed_before_any_scan_keeps_the_stop_request_it_got_on_its_record() {
+    // CMD ignores the forwarded SIGTERM; at the end of the grace SIGKILL
+    // reaches it (our child) before the forced phase's scan, and it dies at
+    // once: its line still shows both signals, and it counts once.
+    let mut cmd = proc_(10, Reaction::KillTakes(Duration::ZERO));
+    cmd.our_child = true;
+    let mut fake = Fake::new(vec![cmd]);
+    fake.children_first = true;
+    let s = fake.with_cmd(10).run(
+        Plan {
+            names: false,
+            ..plan(1_000, 5_000)
+        },
+        first(10, false),
+    );
+    assert!(s.clean(), "{s:?}");
+    assert!(
+        fake.scans.iter().all(|scan| !scan.contains(&10)),
+        "{:?}",
+        fake.scans
+    );
+    let o = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    let got: Vec<_> = o
+        .signals
+        .iter()
+        .map(|x| (x.signal.as_str(), x.after_ms))
+        .collect();
+    assert_eq!(got, [("SIGTERM", 0), ("SIGKILL", 1_000)]);
+    assert_eq!((o.ended_by, s.signalled, s.killed), (EndedBy::Kill, 1, 1));
 }
