@@ -548,7 +548,7 @@ fn cmd_goes_first_and_the_rest_gets_the_stop_signal_once_it_exited() {
     assert_eq!(ms(&s), 105);
     assert_eq!(s.sweeps, 1, "one scan, once CMD had exited");
     // The report says what CMD got, and when: the forwarded request at 0.
-    let cmd = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    let cmd = line(&s, 10);
     let got: Vec<_> = cmd
         .signals
         .iter()
@@ -764,9 +764,25 @@ fn our_children_are_signalled_before_the_scan_and_accounted_from_it() {
     );
     assert_eq!(fake.signals_to(20), vec![(libc::SIGTERM, 0)]);
     assert_eq!(s.ended_on_stop_signal, 3);
-    let o = s.processes.iter().find(|o| o.pid == 11).unwrap();
+    let o = line(&s, 11);
     let got: Vec<_> = o.signals.iter().map(|x| x.signal.as_str()).collect();
     assert_eq!(got, ["SIGTERM", "SIGCONT"]);
+}
+
+/// A plan without names (no `--report`, no debug log).
+fn unnamed(grace_ms: u64, kill_ms: u64) -> Plan {
+    Plan {
+        names: false,
+        ..plan(grace_ms, kill_ms)
+    }
+}
+
+/// The report's line for `pid`.
+fn line(s: &Summary, pid: Pid) -> &ProcessOutcome {
+    s.processes
+        .iter()
+        .find(|o| o.pid == pid)
+        .expect("a line for it")
 }
 
 /// Three of ours: 10 dies the moment it gets the stop signal, 11 ignores it,
@@ -785,13 +801,7 @@ fn children_dying_at_once() -> Fake {
 #[test]
 fn without_names_children_already_dead_are_reaped_before_the_scan() {
     let mut fake = children_dying_at_once();
-    let s = fake.run(
-        Plan {
-            names: false,
-            ..plan(100, 5_000)
-        },
-        None,
-    );
+    let s = fake.run(unnamed(100, 5_000), None);
     assert!(s.clean(), "{s:?}");
     // The scan never saw 10: it was reaped first, and its exit accounts
     // for it. Nobody got a signal twice.
@@ -802,13 +812,13 @@ fn without_names_children_already_dead_are_reaped_before_the_scan() {
         vec![(libc::SIGTERM, 0), (libc::SIGKILL, 100)]
     );
     assert_eq!(fake.signals_to(20), vec![(libc::SIGTERM, 0)]);
-    let quick = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    let quick = line(&s, 10);
     assert_eq!(quick.ended_by, EndedBy::StopSignal);
     assert_eq!(quick.command, "");
     let got: Vec<_> = quick.signals.iter().map(|x| x.signal.as_str()).collect();
     assert_eq!(got, ["SIGTERM"]);
     // The others have their names, from the scan.
-    let stubborn = s.processes.iter().find(|o| o.pid == 11).unwrap();
+    let stubborn = line(&s, 11);
     assert_eq!(
         (stubborn.command.as_str(), stubborn.ended_by),
         ("p11", EndedBy::Kill)
@@ -822,7 +832,7 @@ fn with_names_the_scan_reads_every_child_before_it_is_reaped() {
     let s = fake.run(plan(100, 5_000), None);
     assert!(s.clean(), "{s:?}");
     assert_eq!(fake.scans[0], vec![10, 11, 20]);
-    let quick = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    let quick = line(&s, 10);
     assert_eq!(
         (quick.command.as_str(), quick.ended_by),
         ("p10", EndedBy::StopSignal)
@@ -835,13 +845,7 @@ fn a_stop_request_among_the_exits_a_sweep_takes_is_not_lost() {
     // The second stop request comes with the first exits, which the sweep
     // takes before its scan: it still escalates to SIGKILL at once.
     let mut fake = children_dying_at_once().at(0, Action::Escalate(libc::SIGTERM));
-    let s = fake.run(
-        Plan {
-            names: false,
-            ..plan(10_000, 5_000)
-        },
-        None,
-    );
+    let s = fake.run(unnamed(10_000, 5_000), None);
     assert!(s.clean() && s.escalated, "{s:?}");
     assert_eq!(
         fake.signals_to(11),
@@ -859,20 +863,16 @@ fn a_cmd_killed_before_any_scan_keeps_the_stop_request_it_got_on_its_record() {
     cmd.our_child = true;
     let mut fake = Fake::new(vec![cmd]);
     fake.children_first = true;
-    let s = fake.with_cmd(10).run(
-        Plan {
-            names: false,
-            ..plan(1_000, 5_000)
-        },
-        first(10, false),
-    );
+    let s = fake
+        .with_cmd(10)
+        .run(unnamed(1_000, 5_000), first(10, false));
     assert!(s.clean(), "{s:?}");
     assert!(
         fake.scans.iter().all(|scan| !scan.contains(&10)),
         "{:?}",
         fake.scans
     );
-    let o = s.processes.iter().find(|o| o.pid == 10).unwrap();
+    let o = line(&s, 10);
     let got: Vec<_> = o
         .signals
         .iter()
