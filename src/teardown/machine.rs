@@ -93,8 +93,9 @@ pub trait ProcessTable {
     /// `skip`, before any scan, and returns their PIDs: an unreaped child's
     /// PID cannot be reused, so it needs no identity check, and until the
     /// next `wait` (nothing is reaped before it) each of these PIDs is still
-    /// that child, which the next scan shows (as a zombie, if it already
-    /// died). A table without children of its own returns nothing.
+    /// that child: a scan before then shows it (as a zombie, if it already
+    /// died), a `wait` that reaps it reports its exit. A table without
+    /// children of its own returns nothing.
     fn signal_children(&mut self, sig: i32, skip: &HashSet<Pid>) -> Vec<Pid>;
     /// Sends `sig` to the whole process group `pgrp` in one call, if the
     /// table can prove that the group is ours: every process in it is one
