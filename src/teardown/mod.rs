@@ -41,6 +41,13 @@
 //! fork, and no event announces the child). A process that cannot be held
 //! (no pidfd) is watched by re-sweeping every 20 ms instead.
 //!
+//! Within a sweep, a table with children of its own signals them first,
+//! straight from the kernel's list (an unreaped child's PID cannot be
+//! recycled). Unless every name is wanted ([`Plan::names`]), those that
+//! died meanwhile are reaped before the scan, which then reads only the
+//! living; their exits account for them. The scan finds the rest and fills
+//! in the names of the children still there.
+//!
 //! The machine is written against [`ProcessTable`], a small trait: list the
 //! members, signal one, wait for events until a deadline. The kernel's
 //! tables are [`kernel::Foreign`] (a tree that is not ours: `stop`, `reap`)
