@@ -17,14 +17,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -194,101 +191,6 @@ fn pid_at(v: &Value, key: &str) -> i32 {
     v[key]
         .as_i64()
         .unwrap_or_else(|| panic!("no pid {key} in {v}")) as i32
-}
-
-/// A process with its stdout and stderr read as they come (so a test can
-/// wait for a log line, and a descendant that keeps the pipes open can
-/// never hang the test). Dropping it SIGKILLs the process if still there.
-struct Running {
-    child: Child,
-    out: Arc<Mutex<String>>,
-    err: Arc<Mutex<String>>,
-    readers: Vec<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-/// A child's output pipe and the buffer a reader thread fills from it.
-type Drain<'a> = (Box<dyn Read + Send>, &'a Arc<Mutex<String>>);
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let out = Arc::new(Mutex::new(String::new()));
-        let err = Arc::new(Mutex::new(String::new()));
-        let mut readers = Vec::new();
-        let pipes: [Drain; 2] = [
-            (Box::new(child.stdout.take().unwrap()), &out),
-            (Box::new(child.stderr.take().unwrap()), &err),
-        ];
-        for (mut pipe, buf) in pipes {
-            let buf = buf.clone();
-            readers.push(std::thread::spawn(move || {
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = pipe.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
-                }
-            }));
-        }
-        Running {
-            child,
-            out,
-            err,
-            readers,
-            status: None,
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn stderr(&self) -> String {
-        self.err.lock().unwrap().clone()
-    }
-
-    fn stdout(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || self.stderr().contains(needle))
-    }
-
-    /// Waits for the exit (None if it did not come in time), then for the
-    /// output: every writer is gone once the tree is, but a survivor may
-    /// hold the pipes, so that wait has a deadline too.
-    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let child = &mut self.child;
-        let mut status = None;
-        wait_until(timeout, || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        });
-        self.status = status;
-        if status.is_some() {
-            wait_until(Duration::from_secs(5), || {
-                self.readers.iter().all(|r| r.is_finished())
-            });
-        }
-        status
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// A scene for processes of other users: its directory is world-writable

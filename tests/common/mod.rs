@@ -7,9 +7,12 @@
 //! that are left, by PID and through a pidfd, so no test leaks a process.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ocwrap::proc::{self as procfs, Snapshot};
@@ -279,4 +282,134 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn signal_of(name: &str) -> i32 {
     ocwrap::signal::parse(name).unwrap()
+}
+
+// ---------------------------------------------------------------------
+// Running commands
+// ---------------------------------------------------------------------
+
+/// A child's output pipe and the buffer a reader thread fills from it.
+type Drain<'a> = (Box<dyn Read + Send>, &'a Arc<Mutex<Vec<u8>>>);
+
+/// A process with its stdout and stderr read as they come, so a test can
+/// look at them before it exits and a descendant holding the pipes never
+/// hangs the test. Dropping it SIGKILLs the process if it is still there.
+pub struct Running {
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+    pub status: Option<ExitStatus>,
+    pub started: Instant,
+}
+
+impl Running {
+    pub fn start(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let pipes: [Drain; 2] = [
+            (Box::new(child.stdout.take().unwrap()), &out),
+            (Box::new(child.stderr.take().unwrap()), &err),
+        ];
+        for (mut pipe, buf) in pipes {
+            let buf = buf.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            }));
+        }
+        Running {
+            child,
+            out,
+            err,
+            readers,
+            status: None,
+            started,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (up to `timeout`) until its stderr contains `needle`.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.stderr().contains(needle))
+    }
+
+    /// Waits for the exit (None if it did not come in time), then briefly
+    /// for the output (a survivor may hold the pipes).
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            let child = &mut self.child;
+            let mut status = None;
+            wait_until(timeout, || {
+                status = child.try_wait().unwrap();
+                status.is_some()
+            });
+            self.status = status;
+        }
+        if self.status.is_some() {
+            wait_until(Duration::from_secs(3), || {
+                self.readers.iter().all(|r| r.is_finished())
+            });
+        }
+        self.status
+    }
+
+    /// SIGKILLs it (if still running) and reaps it.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+
+    /// Waits up to `timeout`; if it did not exit, kills it and fails with
+    /// `what` and everything it printed.
+    pub fn finish(&mut self, timeout: Duration, what: &str) -> ExitStatus {
+        match self.wait(timeout) {
+            Some(st) => st,
+            None => {
+                self.kill();
+                panic!(
+                    "{what}: still running after {timeout:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+        }
+    }
+
+    /// Everything it printed, for a failure message.
+    pub fn output(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout(), self.stderr())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
