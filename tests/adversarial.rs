@@ -1107,6 +1107,66 @@ fn records_forged_to_point_at_another_users_process_never_signal_it() {
     assert_eq!(s.alive(), vec![by]);
 }
 
+/// An orphaned `fake-opencode-serve-TAG` of ours (root's), in a session of
+/// its own, recording the signals it gets to `out`.
+fn our_orphan_recorder(s: &Scene, out: &Path, tag: &str) -> i32 {
+    let mut c = Command::new(python());
+    c.args([
+        adv(),
+        "orphan-recorder".into(),
+        p(out).into(),
+        format!("fake-opencode-serve-{tag}"),
+    ])
+    .env(MARK_VAR, &s.mark);
+    own_session(&mut c);
+    let (o, _) = run_output(c, T);
+    assert!(o.status.success(), "{}", stderr(&o));
+    pid_at(&read_json(out), "pid")
+}
+
+/// `reap --match PATTERN` as one user (`ocwrap` runs ocwrap as that user):
+/// the dry run names only `target`, the real one ends it with one SIGTERM,
+/// and every one of `spared` is alive and got nothing.
+fn reap_ends_only(
+    ocwrap: &dyn Fn(&[&str]) -> std::process::Output,
+    pattern: &str,
+    (target, target_fd, target_out): (i32, &OwnedFd, &Path),
+    spared: &[(i32, &Path)],
+) {
+    let o = ocwrap(&["reap", "--dry-run", "--json", "--match", pattern]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        reap_targets(&json_out(&o)),
+        BTreeSet::from([target]),
+        "{}",
+        stdout(&o)
+    );
+    let o = ocwrap(&[
+        "reap",
+        "--json",
+        "--match",
+        pattern,
+        "--grace",
+        "1s",
+        "--kill-timeout",
+        "2s",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        ends_within(target_fd, Duration::from_secs(5)),
+        "{target}, the one to reap, survived: {}",
+        stdout(&o)
+    );
+    assert_eq!(recorded(target_out), format!("SIGTERM {target}\n"));
+    for &(pid, out) in spared {
+        assert!(
+            is_alive(pid) && recorded(out).is_empty(),
+            "{pid} was signalled: {}",
+            recorded(out)
+        );
+    }
+}
+
 #[test]
 fn another_users_orphaned_server_is_never_reaped() {
     // Three orphans, all named `fake-opencode-serve-TAG` (their argv[0]):
@@ -1121,20 +1181,7 @@ fn another_users_orphaned_server_is_never_reaped() {
     let nobodys = orphan_recorder(&f, NOBODY, &n_out, &tag);
     let strangers = orphan_recorder(&f, STRANGER, &x_out, &tag);
     let ours_out = s.path("ours.json");
-    let ours = {
-        let mut c = Command::new(python());
-        c.args([
-            adv(),
-            "orphan-recorder".into(),
-            p(&ours_out).into(),
-            format!("fake-opencode-serve-{tag}"),
-        ])
-        .env(MARK_VAR, &s.mark);
-        own_session(&mut c);
-        let (o, _) = run_output(c, T);
-        assert!(o.status.success(), "{}", stderr(&o));
-        pid_at(&read_json(&ours_out), "pid")
-    };
+    let ours = our_orphan_recorder(&s, &ours_out, &tag);
     for pid in [nobodys, strangers, ours] {
         assert!(
             wait_until(T, || ppid(pid) == Some(1)),
@@ -1147,56 +1194,19 @@ fn another_users_orphaned_server_is_never_reaped() {
         .collect();
 
     // As root.
-    let (o, _) = run(s.ocwrap(&["reap", "--dry-run", "--json", "--match", &pattern]));
-    assert_eq!(
-        reap_targets(&json_out(&o)),
-        BTreeSet::from([ours]),
-        "{}",
-        stdout(&o)
-    );
-    let (o, _) = run(s.ocwrap(&[
-        "reap",
-        "--json",
-        "--match",
+    let as_root = |args: &[&str]| run(s.ocwrap(args)).0;
+    reap_ends_only(
+        &as_root,
         &pattern,
-        "--grace",
-        "1s",
-        "--kill-timeout",
-        "2s",
-    ]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        ends_within(&fds[2], Duration::from_secs(5)),
-        "ours survived: {}",
-        stdout(&o)
+        (ours, &fds[2], &ours_out),
+        &[(nobodys, &n_out), (strangers, &x_out)],
     );
-    assert_eq!(recorded(&ours_out), format!("SIGTERM {ours}\n"));
-    for (pid, out) in [(nobodys, &n_out), (strangers, &x_out)] {
-        assert!(
-            is_alive(pid) && recorded(out).is_empty(),
-            "{pid} was signalled: {}",
-            recorded(out)
-        );
-    }
     assert!(still_running(&fds[0]) && still_running(&fds[1]));
 
     // As nobody, with a state directory of nobody's; a new orphan of
     // root's is now the other user's.
     let roots_out = s.path("roots.json");
-    let roots = {
-        let mut c = Command::new(python());
-        c.args([
-            adv(),
-            "orphan-recorder".into(),
-            p(&roots_out).into(),
-            format!("fake-opencode-serve-{tag}"),
-        ])
-        .env(MARK_VAR, &s.mark);
-        own_session(&mut c);
-        let (o, _) = run_output(c, T);
-        assert!(o.status.success(), "{}", stderr(&o));
-        pid_at(&read_json(&roots_out), "pid")
-    };
+    let roots = our_orphan_recorder(&s, &roots_out, &tag);
     assert!(wait_until(T, || ppid(roots) == Some(1)));
     let roots_fd = pidfd(roots);
     let state = f.path("nobody-state");
@@ -1208,38 +1218,12 @@ fn another_users_orphaned_server_is_never_reaped() {
         c.env("OCWRAP_STATE_DIR", &state);
         run(c).0
     };
-    let o = as_nobody(&["reap", "--dry-run", "--json", "--match", &pattern]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(
-        reap_targets(&json_out(&o)),
-        BTreeSet::from([nobodys]),
-        "{}",
-        stdout(&o)
-    );
-    let o = as_nobody(&[
-        "reap",
-        "--json",
-        "--match",
+    reap_ends_only(
+        &as_nobody,
         &pattern,
-        "--grace",
-        "1s",
-        "--kill-timeout",
-        "2s",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        ends_within(&fds[0], Duration::from_secs(5)),
-        "nobody's own orphan survived: {}",
-        stdout(&o)
+        (nobodys, &fds[0], &n_out),
+        &[(strangers, &x_out), (roots, &roots_out)],
     );
-    assert_eq!(recorded(&n_out), format!("SIGTERM {nobodys}\n"));
-    for (pid, out) in [(strangers, &x_out), (roots, &roots_out)] {
-        assert!(
-            is_alive(pid) && recorded(out).is_empty(),
-            "{pid} was signalled: {}",
-            recorded(out)
-        );
-    }
     assert!(still_running(&fds[1]) && still_running(&roots_fd));
     assert_eq!(f.alive(), vec![strangers]);
     assert_eq!(s.alive(), sorted(vec![by, roots]));
