@@ -55,13 +55,30 @@ pub fn survivors(s: &Summary) -> String {
     parts.join("; ")
 }
 
-/// Appends one JSON document (a line) describing the teardown to `path`.
+/// Appends one JSON document (a line) describing the teardown to `path`,
+/// in one write: formatting straight into the file would make a system
+/// call of every token (tens of thousands for a big tree), and with
+/// O_APPEND one write keeps the line whole when two teardowns report to
+/// the same file.
 pub fn write_report(
     path: &Path,
     s: &Summary,
     exit: ExitCode,
     workspace: Option<&str>,
 ) -> Result<()> {
+    let line = report_line(s, exit, workspace)?;
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open report file {}", path.display()))?;
+    f.write_all(&line)?;
+    Ok(())
+}
+
+/// The report's line for a teardown: one JSON document and a newline.
+fn report_line(s: &Summary, exit: ExitCode, workspace: Option<&str>) -> Result<Vec<u8>> {
     let trigger = s.trigger.to_string();
     let mut timeline = vec![json!({"t_ms": 0, "event": "teardown_started", "trigger": trigger})];
     if s.escalated {
@@ -91,14 +108,9 @@ pub fn write_report(
         "timeline": timeline,
         "exit_code": exit.code(),
     });
-    let mut f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot open report file {}", path.display()))?;
-    writeln!(f, "{doc}")?;
-    Ok(())
+    let mut line = serde_json::to_vec(&doc)?;
+    line.push(b'\n');
+    Ok(line)
 }
 
 /// Adds a teardown to the user's counters; a failure is only a warning (it
@@ -236,5 +248,28 @@ mod tests {
         assert!(line(&s).ends_with("survivors unknown (processes /proc does not show)"));
         assert!(!line(&s).contains("0 survivors"));
         assert!(survivors(&s).contains("cannot verify"), "{}", survivors(&s));
+    }
+
+    #[test]
+    fn a_report_is_one_line_with_every_process() {
+        let mut s = summary(Vec::new(), false);
+        s.processes = (0..1000)
+            .map(|pid| crate::teardown::ProcessOutcome {
+                pid,
+                command: format!("sleep{pid}"),
+                ended_by: crate::teardown::EndedBy::StopSignal,
+                after_ms: 3,
+                signals: vec![crate::teardown::SentSignal::new(libc::SIGTERM, 0)],
+            })
+            .collect();
+        let line = report_line(&s, ExitCode::Error, Some("0b0b0b0b")).unwrap();
+        // One newline, at the end: the whole document goes in one write.
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(line.last(), Some(&b'\n'));
+        let doc: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(doc["processes"].as_array().unwrap().len(), 1000);
+        assert_eq!(doc["processes"][999]["command"], "sleep999");
+        assert_eq!(doc["workspace"], "0b0b0b0b");
+        assert_eq!(doc["exit_code"], 125);
     }
 }
