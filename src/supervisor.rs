@@ -100,10 +100,16 @@ struct Orderly {
 }
 
 impl Orderly {
+    /// The parent's last word: our parent-death signal names the dying
+    /// parent as its sender, and it comes again each time the kernel moves
+    /// us from one of the parent's exiting threads to the next, while
+    /// `getppid` still names the parent. A signal from a parent that is not
+    /// ending is its own (a second stop request, forwarded by a launcher).
     fn covers(&self, r: &Received) -> bool {
         r.sender > 0
             && (Some(r.sender) == self.enclosing
-                || (r.sender == self.parent && sys::getppid() != self.parent))
+                || (r.sender == self.parent
+                    && (sys::getppid() != self.parent || proc::is_ending(self.parent))))
     }
 }
 
@@ -595,6 +601,15 @@ impl OwnTree<'_, '_> {
                         json!({"signal": signal::name(sig), "sender": r.sender}),
                     );
                 } else {
+                    crate::log::debug(
+                        "signal.escalates",
+                        &format!(
+                            "{} from {} is a new stop request",
+                            signal::name(sig),
+                            r.sender
+                        ),
+                        json!({"signal": signal::name(sig), "sender": r.sender}),
+                    );
                     events.push(Event::Escalate(sig));
                 }
             } else if matches!(signal::role(sig), Role::Forward | Role::JobControl) {

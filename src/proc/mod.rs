@@ -214,6 +214,41 @@ pub fn uptime_ticks() -> Option<u64> {
     Some((secs * sys::clock_ticks() as f64) as u64)
 }
 
+/// Whether process `pid` is ending: gone, a zombie, or one of its threads
+/// has begun to exit (`PF_EXITING` in its `stat` flags). A SIGKILLed
+/// process's threads exit one by one, and each time a child is re-parented
+/// from one of them to the next, the kernel sends that child its
+/// parent-death signal again. False when `/proc` cannot tell.
+pub fn is_ending(pid: Pid) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    if !available() {
+        return false;
+    }
+    let tasks = match fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(tasks) => tasks,
+        Err(e) => return e.kind() == std::io::ErrorKind::NotFound,
+    };
+    tasks.flatten().any(|t| {
+        fs::read_to_string(t.path().join("stat"))
+            .is_ok_and(|text| task_is_ending(&text, PF_EXITING))
+    })
+}
+
+/// A task's `stat` line says it is a zombie or has begun to exit.
+fn task_is_ending(stat: &str, pf_exiting: u64) -> bool {
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return false;
+    };
+    // After the command: state ppid pgrp session tty_nr tpgid flags ...
+    let mut fields = rest.split_ascii_whitespace();
+    let zombie = fields.next().is_some_and(|s| matches!(s, "Z" | "X" | "x"));
+    let flags = fields
+        .nth(5)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    zombie || flags & pf_exiting != 0
+}
+
 /// The children of `pid`, from the `children` file of each of its threads
 /// (a child is listed under the thread that forked it, or that adopted it).
 pub fn children_of(pid: Pid) -> Vec<Pid> {
@@ -302,5 +337,18 @@ mod tests {
             Some((1000, 1001))
         );
         assert_eq!(parse_uids("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn a_task_is_ending_when_a_zombie_or_exiting() {
+        let line = |state: &str, flags: u64| {
+            format!("42 (no de (x)) {state} 1 42 42 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99")
+        };
+        assert!(!task_is_ending(&line("S", 0x400040), 0x4));
+        assert!(task_is_ending(&line("S", 0x400044), 0x4));
+        assert!(task_is_ending(&line("Z", 0), 0x4));
+        assert!(!task_is_ending("garbage", 0x4));
+        // Our own process is not ending, and a PID that is gone is.
+        assert!(!is_ending(crate::sys::getpid()));
     }
 }
