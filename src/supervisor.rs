@@ -590,26 +590,18 @@ impl OwnTree<'_, '_> {
                 self.reaped(events)?;
                 reaped = true;
             } else if signal::escalates(sig) {
-                if self.sup.orderly.covers(&r) {
-                    crate::log::debug(
-                        "signal.orderly",
-                        &format!(
-                            "{} from {} is part of its own teardown",
-                            signal::name(sig),
-                            r.sender
-                        ),
-                        json!({"signal": signal::name(sig), "sender": r.sender}),
-                    );
+                let orderly = self.sup.orderly.covers(&r);
+                let (event, what) = if orderly {
+                    ("signal.orderly", "is part of its own teardown")
                 } else {
-                    crate::log::debug(
-                        "signal.escalates",
-                        &format!(
-                            "{} from {} is a new stop request",
-                            signal::name(sig),
-                            r.sender
-                        ),
-                        json!({"signal": signal::name(sig), "sender": r.sender}),
-                    );
+                    ("signal.escalates", "is a new stop request")
+                };
+                crate::log::debug(
+                    event,
+                    &format!("{} from {} {what}", signal::name(sig), r.sender),
+                    json!({"signal": signal::name(sig), "sender": r.sender}),
+                );
+                if !orderly {
                     events.push(Event::Escalate(sig));
                 }
             } else if matches!(signal::role(sig), Role::Forward | Role::JobControl) {

@@ -31,6 +31,8 @@ pub struct Stat {
     pub ppid: Pid,
     pub pgrp: Pid,
     pub session: Pid,
+    /// The kernel's per-task flags (`PF_*`).
+    pub flags: u64,
     /// Clock ticks after boot at which the process started.
     pub start_time: u64,
     /// Resident set size in pages.
@@ -42,6 +44,12 @@ impl Stat {
     /// children to the tree until it is reaped.
     pub fn is_zombie(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
+    }
+
+    /// A zombie, or a task that has begun to exit (`PF_EXITING`).
+    pub fn is_ending(&self) -> bool {
+        const PF_EXITING: u64 = 0x4;
+        self.is_zombie() || self.flags & PF_EXITING != 0
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -80,6 +88,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         ppid: signed(4)?,
         pgrp: signed(5)?,
         session: signed(6)?,
+        flags: num(9)?,
         start_time: num(22)?,
         rss_pages: num(24)?,
     })
@@ -215,12 +224,11 @@ pub fn uptime_ticks() -> Option<u64> {
 }
 
 /// Whether process `pid` is ending: gone, a zombie, or one of its threads
-/// has begun to exit (`PF_EXITING` in its `stat` flags). A SIGKILLed
-/// process's threads exit one by one, and each time a child is re-parented
-/// from one of them to the next, the kernel sends that child its
-/// parent-death signal again. False when `/proc` cannot tell.
+/// has begun to exit (`PF_EXITING`). A SIGKILLed process's threads exit
+/// one by one, and each time a child is re-parented from one of them to
+/// the next, the kernel sends that child its parent-death signal again.
+/// False when `/proc` cannot tell.
 pub fn is_ending(pid: Pid) -> bool {
-    const PF_EXITING: u64 = 0x4;
     if !available() {
         return false;
     }
@@ -230,23 +238,10 @@ pub fn is_ending(pid: Pid) -> bool {
     };
     tasks.flatten().any(|t| {
         fs::read_to_string(t.path().join("stat"))
-            .is_ok_and(|text| task_is_ending(&text, PF_EXITING))
+            .ok()
+            .and_then(|text| parse_stat(&text))
+            .is_some_and(|s| s.is_ending())
     })
-}
-
-/// A task's `stat` line says it is a zombie or has begun to exit.
-fn task_is_ending(stat: &str, pf_exiting: u64) -> bool {
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return false;
-    };
-    // After the command: state ppid pgrp session tty_nr tpgid flags ...
-    let mut fields = rest.split_ascii_whitespace();
-    let zombie = fields.next().is_some_and(|s| matches!(s, "Z" | "X" | "x"));
-    let flags = fields
-        .nth(5)
-        .and_then(|f| f.parse::<u64>().ok())
-        .unwrap_or(0);
-    zombie || flags & pf_exiting != 0
 }
 
 /// The children of `pid`, from the `children` file of each of its threads
@@ -341,14 +336,17 @@ mod tests {
 
     #[test]
     fn a_task_is_ending_when_a_zombie_or_exiting() {
-        let line = |state: &str, flags: u64| {
-            format!("42 (no de (x)) {state} 1 42 42 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99")
+        let stat = |state: &str, flags: u64| {
+            let line = format!(
+                "42 (no de (x)) {state} 1 42 42 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 99 4096 7"
+            );
+            parse_stat(&line).unwrap()
         };
-        assert!(!task_is_ending(&line("S", 0x400040), 0x4));
-        assert!(task_is_ending(&line("S", 0x400044), 0x4));
-        assert!(task_is_ending(&line("Z", 0), 0x4));
-        assert!(!task_is_ending("garbage", 0x4));
-        // Our own process is not ending, and a PID that is gone is.
+        assert_eq!(stat("S", 0x400044).flags, 0x400044);
+        assert!(!stat("S", 0x400040).is_ending());
+        assert!(stat("S", 0x400044).is_ending());
+        assert!(stat("Z", 0).is_ending());
+        // Our own process is running, not ending.
         assert!(!is_ending(crate::sys::getpid()));
     }
 }

@@ -120,6 +120,7 @@ mod tests {
             ppid,
             pgrp: pid,
             session: pid,
+            flags: 0,
             start_time: pid as u64,
             rss_pages: 0,
         }
